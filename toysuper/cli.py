@@ -1,0 +1,99 @@
+"""The `toysuper` command: run, plot, list. Parses arguments and calls the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from pathlib import Path
+
+USAGE_ERROR = 2
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="toysuper", description=__doc__.split(":")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="train an experiment, store its results and draw its figures")
+    p.add_argument("experiment", help="an experiment file, or the name of one in experiments/")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting, e.g. --set train.steps=2000 (repeatable)")
+    p.add_argument("--out", help="results directory (default: results/<experiment name>)")
+    p.add_argument("--force", action="store_true",
+                   help="replace results of a different configuration in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("plot", help="redraw the figures of a results directory without training")
+    p.add_argument("results", help="a results directory written by `toysuper run`")
+    p.add_argument("--figure", action="append", help="draw only this figure (repeatable)")
+
+    p = sub.add_parser("list", help="list the experiments with one-line descriptions")
+    p.add_argument("folder", nargs="?", help="folder of experiment files (default: experiments/)")
+
+    args = parser.parse_args(argv)
+    from toysuper.config import ConfigError  # after parsing, so --help stays instant
+
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as e:
+        print(f"toysuper: error: {e}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print("toysuper: interrupted; finished chunks are kept, run again to resume",
+              file=sys.stderr)
+        return 130
+
+
+def _run(args) -> int:
+    from toysuper import sweep
+
+    try:
+        res = sweep.run(args.experiment, args.overrides, out=args.out, force=args.force,
+                        progress=not args.quiet)
+    except sweep.TrainingError as e:
+        print(f"toysuper: training failed: {e}", file=sys.stderr)
+        return 1
+    print(f"{len(res.models)} models -> {res.path}")
+    for png in sorted((res.path / "figures").glob("*.png")):
+        print(f"  {png}")
+    return 0
+
+
+def _plot(args) -> int:
+    from toysuper import figures, store
+    from toysuper.config import ConfigError
+
+    res = store.load(args.results)
+    names = args.figure
+    for name in names or []:
+        if name not in figures.FIGURES:
+            raise ConfigError(f"--figure {name!r} is not one of: {', '.join(figures.FIGURES)}")
+    for path in figures.draw(res, names):
+        print(path)
+    return 0
+
+
+def _list(args) -> int:
+    from toysuper import sweep
+    from toysuper.config import ConfigError
+
+    folders = [Path(args.folder)] if args.folder else sweep.experiment_dirs()
+    files = sorted({f.name: f for d in folders for f in d.glob("*.toml")}.values())
+    if args.folder and not Path(args.folder).is_dir():
+        raise ConfigError(f"folder '{args.folder}' does not exist")
+    if not files:
+        raise ConfigError(f"no experiment files (*.toml) in {', '.join(map(str, folders)) or 'experiments/'}")
+    width = max(len(f.stem) for f in files)
+    for f in files:
+        try:
+            description = tomllib.loads(f.read_text()).get("description", "")
+        except tomllib.TOMLDecodeError:
+            description = "(not valid TOML)"
+        print(f"{f.stem:<{width}}  {description}")
+    return 0
+
+
+COMMANDS = {"run": _run, "plot": _plot, "list": _list}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,347 @@
+"""Experiment files: defaults, `--set` overrides, validation and sweep expansion.
+
+An experiment is a TOML file with the sections [model], [data], [train], [run] and [sweep].
+Every setting has a dotted name (`data.density`); [sweep] maps dotted names to axes, and the
+product of the axes is the list of models. A model's settings are a flat dict of dotted names.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import math
+import re
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+
+class ConfigError(ValueError):
+    """A bad experiment file or override, worded for the user."""
+
+
+# Defaults follow the reference notebook (SCIENCE.md, "Training in the reference notebook").
+DEFAULTS = {
+    "model": {"kind": "relu", "n_features": 20, "n_hidden": 5},
+    "data": {"law": "uniform", "density": 1.0, "importance": 1.0},
+    "train": {
+        "steps": 10_000,
+        "batch": 1024,
+        "lr": 1e-3,
+        "weight_decay": 0.01,
+        "schedule": "constant",
+        "warmup": 0,
+        "log_every": 100,
+        "eval_batch": 65_536,
+        "seed": 0,
+    },
+    # Models per compiled chunk: bounds memory; results do not depend on it.
+    "run": {"chunk_size": 4096},
+}
+TOP_LEVEL = {"name", "description", "figures"}
+SECTIONS = tuple(DEFAULTS)
+SCHEDULES = ("constant", "cosine")
+# `data.importance[i]` / `data.density[i]` set one feature's value after the vector is built.
+FEATURE_KEY = re.compile(r"^data\.(importance|density)\[(-?\d+)\]$")
+AXIS_FORMS = ("list", "logspace", "linspace", "range")
+
+
+def known_keys() -> list[str]:
+    return [f"{s}.{k}" for s, sec in DEFAULTS.items() for k in sec]
+
+
+def load(path, overrides=()) -> dict:
+    """Read an experiment file, apply `key=value` overrides and validate; returns the config."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"experiment file '{path}' does not exist")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"'{path}' is not valid TOML: {e}") from None
+    raw.setdefault("name", path.stem)
+    return resolve(raw, overrides)
+
+
+def resolve(raw: dict, overrides=()) -> dict:
+    """Merge `raw` over the defaults, apply overrides, validate; returns a full nested config."""
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg.update({"name": "experiment", "description": "", "figures": [], "sweep": {}})
+    for key, value in raw.items():
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"[{key}] must be a table of settings, got {value!r}")
+            for k, v in value.items():
+                _set(cfg, f"{key}.{k}", v)
+        elif key == "sweep":
+            cfg["sweep"] = _flatten_sweep(value)
+        elif key in TOP_LEVEL:
+            cfg[key] = value
+        else:
+            raise ConfigError(
+                f"unknown key '{key}'; the file may hold {', '.join(sorted(TOP_LEVEL))} "
+                f"and the sections {', '.join(SECTIONS + ('sweep',))}")
+    for item in overrides:
+        key, value = parse_override(item)
+        if key.startswith("sweep."):
+            cfg["sweep"][_check_key(key[len("sweep."):])] = value
+        elif key in TOP_LEVEL:
+            cfg[key] = value
+        else:
+            _set(cfg, key, value)
+            cfg["sweep"].pop(key, None)  # a fixed value given on the command line wins over an axis
+    validate(cfg)
+    return cfg
+
+
+def parse_override(item: str) -> tuple[str, object]:
+    """`data.density=0.1` -> ('data.density', 0.1); values are TOML, bare words are strings."""
+    if "=" not in item:
+        raise ConfigError(f"--set '{item}' must look like dotted.key=value")
+    key, text = (s.strip() for s in item.split("=", 1))
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    return key, value
+
+
+def _check_key(key: str) -> str:
+    if key in known_keys() or FEATURE_KEY.match(key):
+        return key
+    section = key.split(".")[0]
+    if section in DEFAULTS:
+        allowed = ", ".join(f"{section}.{k}" for k in DEFAULTS[section])
+        if section == "data":
+            allowed += ", data.importance[i], data.density[i]"
+    else:
+        allowed = ", ".join(known_keys())
+    raise ConfigError(f"unknown key '{key}'; known keys: {allowed}")
+
+
+def _set(cfg: dict, key: str, value) -> None:
+    _check_key(key)
+    section, name = key.split(".", 1)
+    cfg[section][name] = value
+
+
+def _flatten_sweep(table: dict) -> dict:
+    """Accept both `"data.density" = [...]` and TOML's nested `data.density = [...]`."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"[sweep] must be a table of axes, got {table!r}")
+    axes = {}
+    for key, value in table.items():
+        if key in SECTIONS and isinstance(value, dict) and not _is_axis_spec(value):
+            for k, v in value.items():
+                axes[_check_key(f"{key}.{k}")] = v
+        else:
+            axes[_check_key(key)] = value
+    return axes
+
+
+def _is_axis_spec(value) -> bool:
+    return isinstance(value, dict) and bool(set(value) & set(AXIS_FORMS[1:]))
+
+
+def axis_values(key: str, spec) -> list:
+    """The values of one sweep axis: a list, {logspace=[a, b], num=N}, {linspace=...}, {range=N}."""
+    if isinstance(spec, list):
+        if not spec:
+            raise ConfigError(f"sweep axis '{key}' is an empty list")
+        return spec
+    if not isinstance(spec, dict):
+        raise ConfigError(f"sweep axis '{key}' = {spec!r} must be a list or a table with one of "
+                          f"logspace, linspace, range")
+    if "range" in spec:
+        n = spec["range"]
+        if not isinstance(n, int) or n < 1:
+            raise ConfigError(f"sweep axis '{key}': range = {n!r} must be a positive integer")
+        return list(range(n))
+    form = "logspace" if "logspace" in spec else "linspace" if "linspace" in spec else None
+    ends, num = spec.get(form), spec.get("num")
+    if form is None or set(spec) - {form, "num"}:
+        raise ConfigError(f"sweep axis '{key}' = {spec!r}: use {{logspace = [a, b], num = N}}, "
+                          f"{{linspace = [a, b], num = N}} or {{range = N}}")
+    if not (isinstance(ends, list) and len(ends) == 2 and all(_is_number(e) for e in ends)):
+        raise ConfigError(f"sweep axis '{key}': {form} = {ends!r} must be two numbers [a, b]")
+    if not isinstance(num, int) or num < 1:
+        raise ConfigError(f"sweep axis '{key}': num = {num!r} must be a positive integer")
+    if form == "logspace":
+        if min(ends) <= 0:
+            raise ConfigError(f"sweep axis '{key}': logspace ends {ends} must be positive")
+        vals = np.geomspace(ends[0], ends[1], num)
+    else:
+        vals = np.linspace(ends[0], ends[1], num)
+    return [float(v) for v in vals]
+
+
+def expand(cfg: dict) -> list[dict]:
+    """The flat settings of every model, in sweep order (the first axis varies slowest)."""
+    base = {f"{s}.{k}": v for s in SECTIONS for k, v in cfg[s].items()}
+    axes = [(k, axis_values(k, spec)) for k, spec in cfg["sweep"].items()]
+    models = []
+    for combo in itertools.product(*(vals for _, vals in axes)):
+        settings = dict(base)
+        settings.update({k: v for (k, _), v in zip(axes, combo)})
+        models.append(settings)
+    return models
+
+
+def validate(cfg: dict) -> None:
+    """Check the fixed settings and every value of every axis; raises ConfigError."""
+    for key in ("name", "description"):
+        if not isinstance(cfg[key], str):
+            raise ConfigError(f"'{key}' must be a string, got {cfg[key]!r}")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", cfg["name"]):
+        raise ConfigError(f"name = {cfg['name']!r} may hold only letters, digits, '_', '-' and '.'")
+    figures = cfg["figures"]
+    if not (isinstance(figures, list) and all(isinstance(f, str) for f in figures)):
+        raise ConfigError(f"figures = {figures!r} must be a list of figure names")
+    from toysuper import figures as figures_mod  # late import: figures pulls in matplotlib
+    for f in figures:
+        if f not in figures_mod.FIGURES:
+            raise ConfigError(f"figures: unknown figure '{f}'; known: {', '.join(figures_mod.FIGURES)}")
+    settings = {f"{s}.{k}": v for s in SECTIONS for k, v in cfg[s].items()}
+    for key, value in settings.items():
+        check_value(key, value, settings)
+    for key, spec in cfg["sweep"].items():
+        for value in axis_values(key, spec):
+            check_value(key, value, {**settings, key: value})
+    n_models = math.prod(len(axis_values(k, s)) for k, s in cfg["sweep"].items())
+    if n_models < 1:
+        raise ConfigError("the sweep has no models")
+    steps, log_every = _fixed_or_axis(cfg, "train.steps"), _fixed_or_axis(cfg, "train.log_every")
+    for s in steps:
+        for le in log_every:
+            if s % le:
+                raise ConfigError(f"train.steps = {s} must be a multiple of train.log_every = {le}")
+
+
+def _fixed_or_axis(cfg, key):
+    section, name = key.split(".")
+    return axis_values(key, cfg["sweep"][key]) if key in cfg["sweep"] else [cfg[section][name]]
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _positive_int(key, v):
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        raise ConfigError(f"{key} = {v!r} must be a positive integer")
+
+
+def check_value(key: str, v, settings: dict) -> None:
+    """Validate one setting's value; `settings` supplies n_features for vector checks."""
+    from toysuper import data, models  # registries live with their code
+
+    if key in ("model.n_features", "model.n_hidden", "train.steps", "train.batch",
+               "train.log_every", "train.eval_batch", "run.chunk_size"):
+        _positive_int(key, v)
+    elif key == "model.kind":
+        if v not in models.MODELS:
+            raise ConfigError(f"model.kind = {v!r} is not one of: {', '.join(models.MODELS)}")
+    elif key == "data.law":
+        if v not in data.LAWS:
+            raise ConfigError(f"data.law = {v!r} is not one of: {', '.join(data.LAWS)}")
+    elif key == "train.schedule":
+        if v not in SCHEDULES:
+            raise ConfigError(f"train.schedule = {v!r} is not one of: {', '.join(SCHEDULES)}")
+    elif key in ("train.lr", "train.weight_decay"):
+        if not _is_number(v) or v < 0 or (key == "train.lr" and v == 0):
+            what = "a positive number" if key == "train.lr" else "a number >= 0"
+            raise ConfigError(f"{key} = {v!r} must be {what}")
+    elif key in ("train.warmup", "train.seed"):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise ConfigError(f"{key} = {v!r} must be an integer >= 0")
+    elif key == "data.density" or key == "data.importance":
+        feature_vector(key, v, settings.get("model.n_features", 1))
+    elif m := FEATURE_KEY.match(key):
+        n = settings.get("model.n_features", 1)
+        i = int(m.group(2))
+        if not -n <= i < n:
+            raise ConfigError(f"{key}: feature index {i} is out of range for n_features = {n}")
+        _check_scalar(key, m.group(1), v)
+
+
+def _check_scalar(key, kind, v):
+    if kind == "density":
+        if not _is_number(v) or not 0 < v <= 1:
+            raise ConfigError(f"{key} = {v!r}: a density must lie in (0, 1]")
+    elif not _is_number(v) or v < 0 or not math.isfinite(v):
+        raise ConfigError(f"{key} = {v!r}: an importance must be a finite number >= 0")
+
+
+def feature_vector(key: str, spec, n: int) -> np.ndarray:
+    """Build the n-vector of data.density or data.importance from its spec.
+
+    A number (every feature), a list of n numbers, or for importance {decay = r} (I_i = r^i)
+    or {ratio = k} (I = k^-linspace(0, 1, n)).
+    """
+    kind = key.split(".")[1]
+    if _is_number(spec):
+        vec = np.full(n, float(spec))
+    elif isinstance(spec, list):
+        if len(spec) != n:
+            raise ConfigError(f"{key} has {len(spec)} values but model.n_features = {n}")
+        vec = np.array(spec, dtype=float) if all(_is_number(v) for v in spec) else None
+        if vec is None:
+            raise ConfigError(f"{key} = {spec!r} must hold numbers only")
+    elif kind == "importance" and isinstance(spec, dict) and len(spec) == 1 and (
+            "decay" in spec or "ratio" in spec):
+        (form, r), = spec.items()
+        if not _is_number(r) or r <= 0:
+            raise ConfigError(f"{key}: {form} = {r!r} must be a positive number")
+        vec = r ** np.arange(n, dtype=float) if form == "decay" else float(r) ** -np.linspace(0, 1, n)
+    else:
+        forms = "a number, a list of n_features numbers"
+        if kind == "importance":
+            forms += ", {decay = r} or {ratio = k}"
+        raise ConfigError(f"{key} = {spec!r} must be {forms}")
+    for v in vec:
+        _check_scalar(key, kind, float(v))
+    return vec
+
+
+def feature_vectors(settings: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(importance, density) n-vectors of one model, feature overrides applied."""
+    n = settings["model.n_features"]
+    vecs = {k: feature_vector(f"data.{k}", settings[f"data.{k}"], n) for k in ("importance", "density")}
+    for key, value in settings.items():
+        if m := FEATURE_KEY.match(key):
+            vecs[m.group(1)][int(m.group(2))] = float(value)
+    return vecs["importance"], vecs["density"]
+
+
+def to_toml(cfg: dict) -> str:
+    """Write a resolved config back as TOML (the subset of TOML our configs use)."""
+    lines = []
+    for key in ("name", "description", "figures", "version"):
+        if key in cfg:
+            lines.append(f"{key} = {_toml_value(cfg[key])}")
+    for section in SECTIONS:
+        lines.append(f"\n[{section}]")
+        lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in cfg[section].items()]
+    lines.append("\n[sweep]")
+    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in cfg["sweep"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_key(k: str) -> str:
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(f"cannot write {v!r} as TOML")

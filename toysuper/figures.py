@@ -1,0 +1,158 @@
+"""Paper-style figures, drawn only from a stored results directory (store.Results).
+
+Each figure is a function Results -> matplotlib Figure, registered by name; an experiment file
+lists the ones it wants in `figures = [...]`, and `toysuper plot DIR` redraws them.
+Where a cell of the sweep holds several seeds, the figure shows the lowest-loss model, the
+paper's practice of keeping the best of several runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures go to files; no display is assumed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib import colors, gridspec  # noqa: E402
+
+DPI = 120
+KIND_ORDER = ("linear", "relu")
+KIND_TITLE = {"linear": "linear model", "relu": "ReLU output model"}
+
+
+def best_models(models, by):
+    """The lowest-loss row of `models` for each combination of the `by` columns."""
+    idx = models.groupby(list(by), sort=False)["loss"].idxmin()
+    return models.loc[idx.sort_values()]
+
+
+def _kinds(models):
+    found = list(dict.fromkeys(models["kind"]))
+    return sorted(found, key=lambda k: (KIND_ORDER.index(k) if k in KIND_ORDER else 99, k))
+
+
+def _density_label(p):
+    return f"density {p:.3g}\n1-S = {p:.3g}, S = {1 - p:.3g}"
+
+
+def feature_plane(res):
+    """Intro figure: the n feature vectors W_i in a 2-D hidden plane, one panel per density."""
+    best = best_models(res.models, ["kind", "density"]).sort_values(["kind", "density"],
+                                                                      ascending=[True, False])
+    if (best["n_hidden"] != 2).any():
+        raise ValueError("feature_plane needs n_hidden = 2")
+    cols, kinds = best["density"].nunique(), _kinds(best)
+    fig, axes = plt.subplots(len(kinds), cols, figsize=(2.2 * cols + 0.8, 2.5 * len(kinds)),
+                             squeeze=False, dpi=DPI)
+    imp_all = res.features["importance"]
+    norm = colors.Normalize(imp_all.min(), imp_all.max() if imp_all.max() > imp_all.min() else 1)
+    cmap = plt.get_cmap("viridis")
+    for r, kind in enumerate(kinds):
+        rows = best[best["kind"] == kind]
+        for c, (_, row) in enumerate(rows.iterrows()):
+            ax = axes[r, c]
+            W = res.W(int(row["model"]))
+            imp = res.features.loc[res.features["model"] == row["model"], "importance"].to_numpy()
+            ax.add_patch(plt.Circle((0, 0), 1, fill=False, color="0.85", lw=0.8))
+            for i in np.argsort(imp):  # most important drawn last, on top
+                ax.plot([0, W[0, i]], [0, W[1, i]], color=cmap(norm(imp[i])), lw=2)
+                ax.plot(W[0, i], W[1, i], "o", color=cmap(norm(imp[i])), ms=5)
+            ax.set(xlim=(-1.35, 1.35), ylim=(-1.35, 1.35), aspect="equal", xticks=[], yticks=[])
+            ax.set_title(f"1-S = {row['density']:.3g}\nloss {row['loss']:.2e}", fontsize=9)
+        for c in range(len(rows), cols):
+            axes[r, c].axis("off")
+        axes[r, 0].set_ylabel(KIND_TITLE.get(kind, kind))
+    sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    fig.colorbar(sm, ax=axes, fraction=0.02, pad=0.02, label="importance")
+    fig.suptitle(f"{res.config.get('name', '')}: features W_i in the hidden plane "
+                 f"(n={int(best['n_features'].iloc[0])}, m=2)", fontsize=10)
+    return fig
+
+
+def superposition_grid(res):
+    """Section 2 figure: per model W^T W with b beside it, and ||W_i|| bars coloured by superposition."""
+    best = best_models(res.models, ["kind", "density"])
+    kinds = _kinds(best)
+    densities = sorted(best["density"].unique(), reverse=True)
+    n = int(best["n_features"].max())
+    fig = plt.figure(figsize=(2.05 * len(densities) + 1.2, 4.4 * len(kinds)), dpi=DPI)
+    outer = gridspec.GridSpec(len(kinds), 1, figure=fig, hspace=0.35, left=0.07, right=0.9,
+                              top=0.92, bottom=0.04)
+    heat = colors.Normalize(-1, 1)
+    sup_cmap = colors.LinearSegmentedColormap.from_list("sup", ["#101010", "#3b2a8a", "#f5c400"])
+    feats = res.features.set_index("model")
+    for r, kind in enumerate(kinds):
+        cell = gridspec.GridSpecFromSubplotSpec(2, len(densities), subplot_spec=outer[r],
+                                                height_ratios=[1, 1], hspace=0.12, wspace=0.25)
+        for c, p in enumerate(densities):
+            match = best[(best["kind"] == kind) & (best["density"] == p)]
+            if match.empty:
+                continue
+            row = match.iloc[0]
+            W = res.W(int(row["model"]))
+            f = feats.loc[[row["model"]]]
+            pair = gridspec.GridSpecFromSubplotSpec(1, 2, subplot_spec=cell[0, c],
+                                                    width_ratios=[n, 1.6], wspace=0.08)
+            ax = fig.add_subplot(pair[0])
+            ax.imshow(W.T @ W, cmap="RdBu_r", norm=heat, interpolation="nearest")
+            ax.set(xticks=[], yticks=[])
+            ax.set_title(f"1-S = {p:.3g}", fontsize=9)
+            if c == 0:
+                ax.set_ylabel(f"{KIND_TITLE.get(kind, kind)}\nW$^T$W", fontsize=9)
+            axb = fig.add_subplot(pair[1])
+            axb.imshow(f["bias"].to_numpy()[:, None], cmap="RdBu_r", norm=heat, aspect="auto",
+                       interpolation="nearest")
+            axb.set(xticks=[0], xticklabels=["b"], yticks=[])
+            axb.tick_params(length=0, labelsize=8)
+            axn = fig.add_subplot(cell[1, c])
+            sup = np.clip(f["superposition"].to_numpy(), 0, 1)
+            axn.barh(np.arange(len(f)), f["norm"], color=sup_cmap(sup), height=0.8)
+            axn.set(ylim=(len(f) - 0.5, -0.5), xlim=(0, max(1.1, f["norm"].max() * 1.05)),
+                    yticks=[])
+            axn.tick_params(labelsize=7)
+            if c == 0:
+                axn.set_ylabel("||W$_i$|| by feature", fontsize=9)
+    cax = fig.add_axes([0.92, 0.55, 0.012, 0.3])
+    fig.colorbar(plt.cm.ScalarMappable(norm=heat, cmap="RdBu_r"), cax=cax, label="W$^T$W and b")
+    cax2 = fig.add_axes([0.92, 0.1, 0.012, 0.3])
+    fig.colorbar(plt.cm.ScalarMappable(norm=colors.Normalize(0, 1), cmap=sup_cmap), cax=cax2,
+                 label="superposition $\\sum_{j\\neq i}(\\hat W_i\\cdot W_j)^2$")
+    fig.suptitle(f"{res.config.get('name', '')}: n={n} features, m={int(best['n_hidden'].max())} "
+                 f"hidden dimensions", fontsize=11)
+    return fig
+
+
+def loss_curves(res):
+    """Training loss against step for every model, one line per model, log-log."""
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=DPI)
+    for model, h in res.history.groupby("model"):
+        ax.plot(h["step"], h["loss"], lw=0.8, alpha=0.7)
+    ax.set(xscale="log", yscale="log", xlabel="step", ylabel="training loss",
+           title=f"{res.config.get('name', '')}: training loss of {res.models.shape[0]} models")
+    return fig
+
+
+FIGURES = {
+    "feature_plane": feature_plane,
+    "superposition_grid": superposition_grid,
+    "loss_curves": loss_curves,
+}
+
+
+def draw(res, names=None) -> list[Path]:
+    """Draw the named figures (default: the experiment's own) into DIR/figures/NAME.png."""
+    names = res.config.get("figures", []) if names is None else names
+    folder = Path(res.path) / "figures"
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for name in names:
+        fig = FIGURES[name](res)
+        path = folder / f"{name}.png"
+        tmp = folder / f".{name}.tmp.png"
+        fig.savefig(tmp, dpi=DPI)
+        plt.close(fig)
+        tmp.replace(path)
+        paths.append(path)
+    return paths

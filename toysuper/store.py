@@ -1,0 +1,145 @@
+"""The results directory: resolved config, finished chunks, tidy tables, weights, figures.
+
+Layout of DIR:
+  config.toml        resolved configuration and toysuper version (written first)
+  parts/chunk-K.npz  each finished chunk of models, so an interrupted sweep resumes
+  models.parquet     one row per model: its settings, final loss, D*
+  features.parquet   one row per (model, feature): importance, density, norm, superposition, ...
+  history.parquet    one row per (model, step): mean training loss over the last log_every steps
+  weights.npz        every parameter stacked by model id, zero-padded when shapes differ,
+                     with NAME.shape holding each model's true shape
+  figures/*.png
+  summary.json       written last; its presence means the run finished
+Every file is written to a temporary name and renamed into place, so no reader ever sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from toysuper import config as config_mod
+from toysuper.config import ConfigError
+
+TABLES = ("models", "features", "history")
+SHAPE = ".shape"  # weights.npz key suffix: each model's true shape of that parameter
+PRODUCTS = ("models.parquet", "features.parquet", "history.parquet", "weights.npz", "summary.json")
+
+
+@dataclass
+class Results:
+    """A finished run: tables (pandas), stacked weights (NumPy) and the resolved config."""
+
+    path: Path
+    config: dict
+    models: pd.DataFrame
+    features: pd.DataFrame
+    history: pd.DataFrame
+    weights: dict = field(repr=False)
+
+    shapes: dict = field(repr=False, default_factory=dict)
+
+    def params(self, model: int) -> dict:
+        """One model's parameters, with the zero padding of mixed-shape sweeps removed."""
+        return {name: a[model][tuple(slice(0, int(k)) for k in self.shapes[name][model])]
+                for name, a in self.weights.items()}
+
+    def W(self, model: int) -> np.ndarray:
+        return self.params(model)["W"]
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_text(path: Path, text: str) -> None:
+    _atomic(path, lambda p: p.write_text(text))
+
+
+def prepare(out: Path, cfg: dict, force: bool) -> None:
+    """Make `out` ready for `cfg`: refuse other configs unless forced, keep finished chunks."""
+    out = Path(out)
+    stored = out / "config.toml"
+    if stored.exists():
+        old = tomllib.loads(stored.read_text())
+        new = tomllib.loads(config_mod.to_toml(cfg))
+        differ = sorted(k for k in set(old) | set(new) - {"version"}
+                        if k not in ("version", "run") and old.get(k) != new.get(k))
+        if differ and not force:
+            raise ConfigError(
+                f"'{out}' holds results of a different configuration (differs in: "
+                f"{', '.join(differ)}); pass --force to replace them or --out to write elsewhere")
+        if differ:
+            clear(out)
+    elif out.exists() and any(out.iterdir()) and not force:
+        raise ConfigError(f"'{out}' exists and is not a toysuper results directory; "
+                          f"pass --force to write into it or choose another --out")
+    (out / "parts").mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").unlink(missing_ok=True)  # incomplete until this run finishes
+    from toysuper import __version__
+    write_text(stored, config_mod.to_toml({**cfg, "version": __version__}))
+
+
+def clear(out: Path) -> None:
+    """Remove everything a previous run wrote into `out`."""
+    for name in PRODUCTS + ("config.toml",):
+        (out / name).unlink(missing_ok=True)
+    for sub in ("parts", "figures"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+
+
+def part_path(out: Path, index: int) -> Path:
+    return Path(out) / "parts" / f"chunk-{index:05d}.npz"
+
+
+def save_part(out: Path, index: int, ids, params: dict, history, final) -> None:
+    arrays = {f"param/{k}": v for k, v in params.items()}
+    _atomic(part_path(out, index),
+            lambda p: np.savez(open(p, "wb"), ids=ids, history=history, final=final, **arrays))
+
+
+def load_part(out: Path, index: int, ids):
+    """A finished chunk's arrays, or None if absent or made for other models."""
+    path = part_path(out, index)
+    if not path.exists():
+        return None
+    with np.load(path) as z:
+        if not np.array_equal(z["ids"], ids):
+            return None
+        params = {k.split("/", 1)[1]: z[k] for k in z.files if k.startswith("param/")}
+        return params, z["history"], z["final"]
+
+
+def write_results(out: Path, tables: dict, weights: dict, summary: dict) -> None:
+    """Write the tables and weights, then summary.json, which marks the run complete."""
+    out = Path(out)
+    for name in TABLES:
+        _atomic(out / f"{name}.parquet", lambda p, t=tables[name]: t.to_parquet(p, index=False))
+    _atomic(out / "weights.npz", lambda p: np.savez(open(p, "wb"), **weights))
+    write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+
+def load(path) -> Results:
+    """Read a finished results directory."""
+    path = Path(path)
+    if not (path / "config.toml").exists():
+        raise ConfigError(f"'{path}' is not a toysuper results directory (no config.toml)")
+    if not (path / "summary.json").exists():
+        raise ConfigError(f"results in '{path}' are incomplete (the run did not finish); "
+                          f"run the experiment again with the same settings to resume it")
+    cfg = tomllib.loads((path / "config.toml").read_text())
+    tables = {name: pd.read_parquet(path / f"{name}.parquet") for name in TABLES}
+    with np.load(path / "weights.npz") as z:
+        weights = {k: z[k] for k in z.files if not k.endswith(SHAPE)}
+        shapes = {k[: -len(SHAPE)]: z[k] for k in z.files if k.endswith(SHAPE)}
+    return Results(path, cfg, tables["models"], tables["features"], tables["history"],
+                   weights, shapes)

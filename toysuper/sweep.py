@@ -1,0 +1,209 @@
+"""Run an experiment: expand the sweep, train it chunk by chunk, store tables, draw figures.
+
+Models are grouped by their static `train.Shape`; each group is cut into chunks of at most
+`run.chunk_size` models, all padded to one width so that a Shape compiles once. A finished chunk
+is saved at once, so an interrupted or failing sweep resumes from where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from toysuper import config, metrics, models, store, train
+from toysuper.config import ConfigError
+
+# XLA:CPU picks a different dot kernel for a model axis narrower than this, which changes a
+# model's float rounding; padding every chunk to a multiple of it keeps each model's result
+# bit-identical whatever else shares its chunk (checked on jax 0.10.2).
+VMAP_GRANULE = 8
+
+
+class TrainingError(RuntimeError):
+    """A model's loss became non-finite; names the model and its settings."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    index: int
+    shape: train.Shape
+    ids: tuple      # model ids trained in this chunk
+    width: int      # padded size of the model axis
+
+
+def plan(settings: list[dict], chunk_size: int) -> list[Chunk]:
+    """Group models by Shape (in order of first appearance) and cut groups into chunks."""
+    groups: dict[train.Shape, list[int]] = {}
+    for i, s in enumerate(settings):
+        groups.setdefault(train.Shape.of(s), []).append(i)
+    chunks = []
+    for shape, ids in groups.items():
+        width = _round_up(min(len(ids), _round_up(chunk_size)))
+        for start in range(0, len(ids), width):
+            chunks.append(Chunk(len(chunks), shape, tuple(ids[start:start + width]), width))
+    return chunks
+
+
+def _round_up(k: int) -> int:
+    return math.ceil(k / VMAP_GRANULE) * VMAP_GRANULE
+
+
+def key_salt(s: dict) -> int:
+    """A stable 32-bit hash of a model's [model] and [data] settings."""
+    own = {k: v for k, v in s.items() if k.startswith(("model.", "data."))}
+    return zlib.crc32(json.dumps(own, sort_keys=True).encode())
+
+
+def hyper(settings: list[dict], ids, width: int) -> train.Hyper:
+    """Stack the per-model inputs of `ids`, repeating the last model up to `width`."""
+    ids = list(ids) + [ids[-1]] * (width - len(ids))
+    rows = [settings[i] for i in ids]
+    vecs = [config.feature_vectors(s) for s in rows]
+    keys = train.model_keys([s["train.seed"] for s in rows], [key_salt(s) for s in rows])
+    return train.Hyper(
+        key=keys,
+        imp=np.stack([v[0] for v in vecs]).astype(np.float32),
+        p=np.stack([v[1] for v in vecs]).astype(np.float32),
+        lr=np.array([s["train.lr"] for s in rows], np.float32),
+        wd=np.array([s["train.weight_decay"] for s in rows], np.float32),
+    )
+
+
+def run(experiment, overrides=(), out=None, force=False, progress=True) -> store.Results:
+    """Train (or resume) an experiment and return its results; see the module docstring."""
+    if isinstance(experiment, dict):
+        cfg = config.resolve(experiment, overrides)
+    else:
+        cfg = config.load(find_experiment(experiment), overrides)
+    out = Path(out) if out is not None else Path("results") / cfg["name"]
+    store.prepare(out, cfg, force)
+    settings = config.expand(cfg)
+    chunks = plan(settings, cfg["run"]["chunk_size"])
+    t0 = time.time()
+
+    done = {c.index: store.load_part(out, c.index, np.array(c.ids)) for c in chunks}
+    todo = [c for c in chunks if done[c.index] is None]
+    bar = _progress(len(settings), todo, enabled=progress)
+    for c in todo:
+        hp = hyper(settings, c.ids, c.width)
+        params, history, final = train.train(c.shape, hp, lambda: bar.update(c.shape.log_every))
+        k = len(c.ids)  # drop the padding
+        params = {name: v[:k] for name, v in _flat_params(params).items()}
+        history, final = history[:k], final[:k]
+        _check_finite(settings, c.ids, history, final)
+        store.save_part(out, c.index, np.array(c.ids), params, history, final)
+        done[c.index] = (params, history, final)
+    bar.close()
+
+    tables, weights = assemble(settings, chunks, done)
+    store.write_results(out, tables, weights, {
+        "models": len(settings), "chunks": len(chunks), "trained_chunks": len(todo),
+        "seconds": round(time.time() - t0, 2)})
+    res = store.load(out)
+    from toysuper import figures  # matplotlib only once there is something to draw
+    figures.draw(res)
+    return res
+
+
+def find_experiment(name) -> Path:
+    """A path as given, or a bare name looked up in ./experiments and the package's experiments."""
+    path = Path(name)
+    if path.exists() or path.suffix:
+        return path
+    for folder in experiment_dirs():
+        if (folder / f"{name}.toml").exists():
+            return folder / f"{name}.toml"
+    return path
+
+
+def experiment_dirs() -> list[Path]:
+    here = Path("experiments")
+    repo = Path(__file__).resolve().parent.parent / "experiments"
+    return [d for d in dict.fromkeys([here.resolve(), repo]) if d.is_dir()]
+
+
+def _flat_params(params) -> dict:
+    """{'W': W_KxMxN, 'b': b_KxN} from Flax's nested {'params': {...}}."""
+    return dict(params["params"])
+
+
+def _check_finite(settings, ids, history, final):
+    bad = [i for i, (h, f) in zip(ids, zip(history, final)) if not (np.isfinite(h).all() and np.isfinite(f))]
+    if bad:
+        s = settings[bad[0]]
+        shown = ", ".join(f"{k}={v}" for k, v in s.items() if not k.startswith("run."))
+        raise TrainingError(f"model {bad[0]} diverged (non-finite loss) with {shown}; "
+                            f"{len(bad)} model(s) of this chunk diverged. Finished chunks are kept; "
+                            f"lower train.lr and run again with --force")
+
+
+def _progress(n_models, todo, enabled):
+    from tqdm.auto import tqdm
+    total = sum(c.shape.steps for c in todo)
+    return tqdm(total=total, unit="step", desc=f"training {n_models} models",
+                disable=not enabled or total == 0, file=sys.stderr, dynamic_ncols=True)
+
+
+def column(key: str) -> str:
+    """Table column of a setting: its name without the section ('data.density' -> 'density')."""
+    return key.split(".", 1)[1]
+
+
+def assemble(settings, chunks, done):
+    """Tidy tables (models, features, history) and stacked, padded weights from finished chunks."""
+    by_model = {}
+    for c in chunks:
+        params, history, final = done[c.index]
+        for j, i in enumerate(c.ids):
+            by_model[i] = ({k: v[j] for k, v in params.items()}, history[j], final[j], c.shape)
+
+    model_rows, feature_rows, history_rows = [], [], []
+    for i, s in enumerate(settings):
+        params, hist, final, shape = by_model[i]
+        W = np.asarray(params["W"], np.float64)
+        imp, p = config.feature_vectors(s)
+        row = {"model": i}
+        row.update({column(k): v for k, v in s.items() if not k.startswith("run.")})
+        row.update(loss=float(final), train_loss=float(hist[-1]),
+                   dims_per_feature=metrics.dims_per_feature(W))
+        model_rows.append(row)
+        feature_rows.append(pd.DataFrame({
+            "model": i, "feature": np.arange(shape.n), "importance": imp, "density": p,
+            "norm": metrics.norms(W), "superposition": metrics.superposition(W),
+            "dimensionality": metrics.dimensionality(W), "bias": np.asarray(params["b"], float)}))
+        history_rows.append(pd.DataFrame({
+            "model": i, "step": shape.log_every * np.arange(1, len(hist) + 1), "loss": hist}))
+
+    tables = {"models": _tidy(pd.DataFrame(model_rows)),
+              "features": pd.concat(feature_rows, ignore_index=True),
+              "history": pd.concat(history_rows, ignore_index=True)}
+    return tables, _stack_padded([by_model[i][0] for i in range(len(settings))])
+
+
+def _tidy(df: pd.DataFrame) -> pd.DataFrame:
+    """Columns of lists or tables (a vector of importances, {decay = 0.7}) become JSON text."""
+    for col in df.columns:
+        if df[col].map(lambda v: isinstance(v, (list, dict))).any():
+            df[col] = df[col].map(lambda v: v if isinstance(v, str) else json.dumps(v))
+    return df
+
+
+def _stack_padded(per_model: list[dict]) -> dict:
+    out = {}
+    for name in per_model[0]:
+        arrays = [np.asarray(p[name]) for p in per_model]
+        shape = np.max([a.shape for a in arrays], axis=0)
+        stacked = np.zeros((len(arrays), *shape), arrays[0].dtype)
+        for i, a in enumerate(arrays):
+            stacked[(i, *[slice(0, k) for k in a.shape])] = a
+        out[name] = stacked
+        out[name + store.SHAPE] = np.array([a.shape for a in arrays])
+    return out

@@ -1,0 +1,170 @@
+"""Training many toy models at once: one network's step, vmapped over models, scanned over steps.
+
+Settings that fix array shapes or control flow form a `Shape`, and each Shape compiles once.
+Everything else (PRNG key, importance, density, learning rate, weight decay) is a per-model
+array in `Hyper`, so one compiled program trains any mix of them.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from toysuper import data, models
+
+# How often each Shape's programs were traced; tests assert one trace per sweep shape.
+TRACES: collections.Counter = collections.Counter()
+
+
+@dataclass(frozen=True)
+class Shape:
+    kind: str
+    n: int
+    m: int
+    law: str
+    steps: int
+    batch: int
+    schedule: str
+    warmup: int
+    log_every: int
+    eval_batch: int
+
+    @classmethod
+    def of(cls, s: dict) -> "Shape":
+        """The static part of one model's flat settings."""
+        return cls(s["model.kind"], s["model.n_features"], s["model.n_hidden"], s["data.law"],
+                   s["train.steps"], s["train.batch"], s["train.schedule"], s["train.warmup"],
+                   s["train.log_every"], s["train.eval_batch"])
+
+
+class Hyper(NamedTuple):
+    """Per-model inputs; stacked along a leading model axis for a sweep."""
+
+    key: jnp.ndarray  # uint32[2], the model's own PRNG key
+    imp: jnp.ndarray  # importance, n
+    p: jnp.ndarray    # density, n
+    lr: jnp.ndarray
+    wd: jnp.ndarray
+
+
+def lr_factor(shape: Shape, count):
+    """Multiplier of the peak learning rate at optimizer step `count` (linear warmup, then hold or cosine)."""
+    count = jnp.asarray(count, jnp.float32)
+    warm = jnp.minimum(1.0, (count + 1) / shape.warmup) if shape.warmup else 1.0
+    if shape.schedule == "constant":
+        return warm * jnp.ones_like(count)
+    t = jnp.clip((count - shape.warmup) / max(shape.steps - shape.warmup, 1), 0.0, 1.0)
+    return warm * 0.5 * (1 + jnp.cos(jnp.pi * t))
+
+
+def _optimizer(shape: Shape, hp: Hyper):
+    return optax.adamw(lambda count: hp.lr * lr_factor(shape, count), weight_decay=hp.wd)
+
+
+def _streams(key):
+    """Independent key streams for initialisation, training batches and the final evaluation."""
+    return jax.random.split(key, 3)
+
+
+def _loss(shape: Shape, params, x_BxN, imp_N):
+    spec = models.MODELS[shape.kind]
+    net = spec.build(shape.n, shape.m)
+    y_BxN = jax.vmap(lambda x: net.apply(params, x))(x_BxN)
+    return jnp.mean(jnp.sum(imp_N * (spec.target(x_BxN) - y_BxN) ** 2, axis=-1))
+
+
+def init_one(shape: Shape, hp: Hyper):
+    k_init, _, _ = _streams(hp.key)
+    params = models.MODELS[shape.kind].build(shape.n, shape.m).init(k_init, jnp.zeros(shape.n))
+    return params, _optimizer(shape, hp).init(params)
+
+
+def segment_one(shape: Shape, state, hp: Hyper, segment):
+    """Run `log_every` steps from step `segment * log_every`; returns the new state and mean loss."""
+    _, k_train, _ = _streams(hp.key)
+    opt = _optimizer(shape, hp)
+
+    def step(state, i):
+        params, opt_state = state
+        x = data.sample(jax.random.fold_in(k_train, segment * shape.log_every + i), hp.p,
+                        shape.batch, shape.law)
+        loss, grads = jax.value_and_grad(functools.partial(_loss, shape))(params, x, hp.imp)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    state, losses = jax.lax.scan(step, state, jnp.arange(shape.log_every))
+    return state, losses.mean()
+
+
+def evaluate_one(shape: Shape, params, hp: Hyper):
+    """Loss on a fresh sample of about `eval_batch` points, drawn in blocks of `batch`."""
+    _, _, k_eval = _streams(hp.key)
+    blocks = math.ceil(shape.eval_batch / shape.batch)
+
+    def block(total, i):
+        x = data.sample(jax.random.fold_in(k_eval, i), hp.p, shape.batch, shape.law)
+        return total + _loss(shape, params, x, hp.imp), None
+
+    total, _ = jax.lax.scan(block, jnp.zeros(()), jnp.arange(blocks))
+    return total / blocks
+
+
+class Programs(NamedTuple):
+    init: callable
+    segment: callable
+    evaluate: callable
+
+
+@functools.lru_cache(maxsize=None)
+def programs(shape: Shape) -> Programs:
+    """The jitted, model-vmapped programs of one Shape (compiled on first call, then cached)."""
+
+    def counted(name, fn):
+        def traced(*args):
+            TRACES[(shape, name)] += 1
+            return fn(shape, *args)
+        return traced
+
+    return Programs(
+        init=jax.jit(jax.vmap(counted("init", init_one))),
+        segment=jax.jit(jax.vmap(counted("segment", segment_one), in_axes=(0, 0, None)),
+                        donate_argnums=0),
+        evaluate=jax.jit(jax.vmap(counted("evaluate", evaluate_one))),
+    )
+
+
+def model_keys(seeds, salts) -> np.ndarray:
+    """uint32[M, 2] keys: each model's seed folded with a hash of its own settings."""
+    make = jax.vmap(lambda s, h: jax.random.fold_in(jax.random.PRNGKey(s), h))
+    return np.asarray(make(jnp.asarray(seeds, jnp.uint32), jnp.asarray(salts, jnp.uint32)))
+
+
+def train(shape: Shape, hp: Hyper, on_segment=lambda: None):
+    """Train the stacked models of one Shape.
+
+    Returns (params, history[M, steps / log_every] of mean training loss, final_loss[M]).
+    `on_segment` is called after each finished segment, for progress reporting.
+    """
+    prog = programs(shape)
+    state = prog.init(hp)
+    history, pending = [], None
+    for seg in range(shape.steps // shape.log_every):
+        state, loss = prog.segment(state, hp, seg)
+        # Wait for the previous segment, not this one, so the device always has work queued.
+        if pending is not None:
+            history.append(np.asarray(pending))
+            on_segment()
+        pending = loss
+    history.append(np.asarray(pending))
+    on_segment()
+    params = state[0]
+    final = np.asarray(prog.evaluate(params, hp))
+    return jax.tree.map(np.asarray, params), np.stack(history, axis=1), final
