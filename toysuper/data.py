@@ -30,5 +30,5 @@ def sample(key, p_N, batch: int, law: str = "uniform"):
     """A batch x n array of sparse features for one model with densities p_N."""
     k_on, k_mag = jax.random.split(key)
     shape = (batch, p_N.shape[-1])
-    on = jax.random.uniform(k_on, shape) < p_N
+    on = jax.random.uniform(k_on, shape) < p_N[None, :]
     return jnp.where(on, LAWS[law](k_mag, shape), 0.0)

@@ -44,8 +44,8 @@ def feature_plane(res):
     if (best["n_hidden"] != 2).any():
         raise ValueError("feature_plane needs n_hidden = 2")
     cols, kinds = best["density"].nunique(), _kinds(best)
-    fig, axes = plt.subplots(len(kinds), cols, figsize=(2.2 * cols + 0.8, 2.5 * len(kinds)),
-                             squeeze=False, dpi=DPI)
+    fig, axes = plt.subplots(len(kinds), cols, figsize=(2.0 * cols + 1.0, 2.4 * len(kinds) + 0.4),
+                             squeeze=False, dpi=DPI, layout="constrained")
     imp_all = res.features["importance"]
     norm = colors.Normalize(imp_all.min(), imp_all.max() if imp_all.max() > imp_all.min() else 1)
     cmap = plt.get_cmap("viridis")
@@ -65,7 +65,7 @@ def feature_plane(res):
             axes[r, c].axis("off")
         axes[r, 0].set_ylabel(KIND_TITLE.get(kind, kind))
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
-    fig.colorbar(sm, ax=axes, fraction=0.02, pad=0.02, label="importance")
+    fig.colorbar(sm, ax=axes, shrink=0.8, label="importance $I_i$")
     fig.suptitle(f"{res.config.get('name', '')}: features W_i in the hidden plane "
                  f"(n={int(best['n_features'].iloc[0])}, m=2)", fontsize=10)
     return fig
@@ -126,7 +126,7 @@ def superposition_grid(res):
 
 def loss_curves(res):
     """Training loss against step for every model, one line per model, log-log."""
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=DPI)
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=DPI, layout="constrained")
     for model, h in res.history.groupby("model"):
         ax.plot(h["step"], h["loss"], lw=0.8, alpha=0.7)
     ax.set(xscale="log", yscale="log", xlabel="step", ylabel="training loss",

@@ -75,10 +75,14 @@ def _streams(key):
 
 
 def _loss(shape: Shape, params, x_BxN, imp_N):
+    """Mean over the batch of sum_i I_i (target_i - x'_i)^2."""
     spec = models.MODELS[shape.kind]
     net = spec.build(shape.n, shape.m)
-    y_BxN = jax.vmap(lambda x: net.apply(params, x))(x_BxN)
-    return jnp.mean(jnp.sum(imp_N * (spec.target(x_BxN) - y_BxN) ** 2, axis=-1))
+
+    def one(x_N):
+        return jnp.sum(imp_N * (spec.target(x_N) - net.apply(params, x_N)) ** 2)
+
+    return jnp.mean(jax.vmap(one)(x_BxN))
 
 
 def init_one(shape: Shape, hp: Hyper):

@@ -1,0 +1,18 @@
+"""Strict JAX for every test: implicit rank promotion is an error (STYLE.md item 10)."""
+
+import jax
+import pytest
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture
+def tiny():
+    """A small experiment as a dict: 5 features in 2 dimensions, a few hundred steps."""
+    return {
+        "name": "tiny",
+        "model": {"kind": "relu", "n_features": 5, "n_hidden": 2},
+        "data": {"importance": {"decay": 0.9}},
+        "train": {"steps": 200, "batch": 256, "log_every": 50, "eval_batch": 1024, "lr": 3e-3},
+        "sweep": {"data.density": [1.0, 0.3, 0.1]},
+    }

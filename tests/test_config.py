@@ -1,0 +1,93 @@
+"""Experiment files: sweep expansion, overrides and the errors a user sees."""
+
+import numpy as np
+import pytest
+
+from toysuper import config
+from toysuper.config import ConfigError
+
+
+def resolve(raw, overrides=()):
+    return config.resolve({"name": "t", **raw}, overrides)
+
+
+def test_product_of_axes_in_order():
+    cfg = resolve({"sweep": {"model.kind": ["linear", "relu"], "data": {"density": [1.0, 0.1]},
+                             "train.seed": {"range": 3}}})
+    models = config.expand(cfg)
+    assert len(models) == 12
+    assert [m["model.kind"] for m in models[:6]] == ["linear"] * 6
+    assert [m["train.seed"] for m in models[:3]] == [0, 1, 2]
+    assert models[3]["data.density"] == 0.1
+
+
+def test_logspace_and_linspace_axes():
+    assert config.axis_values("x", {"logspace": [1, 0.01], "num": 3}) == pytest.approx([1, 0.1, 0.01])
+    assert config.axis_values("x", {"linspace": [0, 1], "num": 5}) == pytest.approx(
+        [0, 0.25, 0.5, 0.75, 1])
+
+
+def test_importance_forms():
+    n = 4
+    np.testing.assert_allclose(config.feature_vector("data.importance", {"decay": 0.5}, n),
+                               [1, 0.5, 0.25, 0.125])
+    np.testing.assert_allclose(config.feature_vector("data.importance", {"ratio": 10}, 3),
+                               [1, 10 ** -0.5, 0.1])
+    np.testing.assert_allclose(config.feature_vector("data.importance", 2.0, n), [2.0] * 4)
+
+
+def test_one_features_importance_can_be_swept():
+    cfg = resolve({"model": {"n_features": 3, "n_hidden": 2},
+                   "sweep": {"data.importance[-1]": [0.1, 10.0]}})
+    imp, p = config.feature_vectors(config.expand(cfg)[1])
+    np.testing.assert_allclose(imp, [1, 1, 10])
+    np.testing.assert_allclose(p, [1, 1, 1])
+
+
+def test_set_overrides_and_fixes_a_swept_key():
+    cfg = resolve({"sweep": {"data.density": [1.0, 0.1]}},
+                  ["train.steps=2000", "data.density=0.5", "model.kind=linear"])
+    assert cfg["train"]["steps"] == 2000 and cfg["model"]["kind"] == "linear"
+    assert cfg["sweep"] == {} and config.expand(cfg)[0]["data.density"] == 0.5
+    cfg = resolve({}, ["sweep.train.seed=[0, 1]"])
+    assert len(config.expand(cfg)) == 2
+
+
+def test_resolved_config_round_trips_through_toml():
+    import tomllib
+    cfg = resolve({"data": {"importance": {"decay": 0.7}, "density[-1]": 0.5},
+                   "sweep": {"data.density": {"logspace": [1, 0.01], "num": 4}}})
+    back = config.resolve(tomllib.loads(config.to_toml(cfg)))
+    assert back == cfg
+
+
+@pytest.mark.parametrize("raw, overrides, words", [
+    ({"train": {"stepz": 5}}, (), ["train.stepz", "train.steps"]),
+    ({}, ["model.widht=3"], ["model.widht", "model.n_hidden"]),
+    ({"data": {"density": 1.5}}, (), ["data.density", "1.5", "(0, 1]"]),
+    ({"data": {"density": 0}}, (), ["data.density", "(0, 1]"]),
+    ({"sweep": {"data.density": [1.0, 0.0]}}, (), ["data.density", "0.0", "(0, 1]"]),
+    ({"data": {"importance": [1, -1, 1, 1, 1]}, "model": {"n_features": 5}}, (),
+     ["data.importance", "-1", ">= 0"]),
+    ({"data": {"importance": [1, 1]}}, (), ["data.importance", "2 values", "n_features = 20"]),
+    ({"model": {"n_features": 0}}, (), ["model.n_features", "0", "positive integer"]),
+    ({"model": {"n_hidden": -2}}, (), ["model.n_hidden", "-2", "positive integer"]),
+    ({"train": {"steps": 0}}, (), ["train.steps", "0", "positive integer"]),
+    ({}, ["train.steps=150"], ["train.steps = 150", "multiple of train.log_every = 100"]),
+    ({"model": {"kind": "mlp"}}, (), ["model.kind", "'mlp'", "linear", "relu"]),
+    ({"sweep": {"data.density": {"logspace": [1, 0.01]}}}, (), ["data.density", "num"]),
+    ({"data": {"density[7]": 0.5}, "model": {"n_features": 5}}, (), ["data.density[7]", "out of range"]),
+    ({"figures": ["nope"]}, (), ["nope", "feature_plane"]),
+    ({"colour": 1}, (), ["colour"]),
+    ({}, ["nokey"], ["nokey", "dotted.key=value"]),
+])
+def test_bad_settings_name_key_value_and_what_is_allowed(raw, overrides, words):
+    with pytest.raises(ConfigError) as e:
+        resolve(raw, overrides)
+    for w in words:
+        assert w in str(e.value), (w, str(e.value))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        config.load(tmp_path / "nope.toml")

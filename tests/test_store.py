@@ -1,0 +1,36 @@
+"""The results directory: tables with the promised columns, consistent with the weights."""
+
+import numpy as np
+
+import toysuper
+from toysuper import metrics
+
+
+def test_tables_columns_and_consistency(tiny, tmp_path):
+    res = toysuper.run(tiny, out=tmp_path / "r", progress=False)
+    for col in ("model", "kind", "n_features", "n_hidden", "seed", "density", "loss", "importance"):
+        assert col in res.models.columns
+    assert list(res.models["model"]) == [0, 1, 2]
+    assert set(res.features.columns) >= {"model", "feature", "importance", "density", "norm",
+                                         "superposition", "dimensionality", "bias"}
+    assert len(res.features) == 3 * 5
+    f = res.features[res.features["model"] == 2]
+    W = res.W(2)
+    assert W.shape == (2, 5)
+    np.testing.assert_allclose(f["norm"], metrics.norms(W), rtol=1e-6)
+    np.testing.assert_allclose(f["importance"], 0.9 ** np.arange(5))
+    np.testing.assert_allclose(f["density"], 0.1)
+    np.testing.assert_allclose(f["bias"], res.params(2)["b"])
+    # history: one row per model and logged interval, ending at the last step
+    assert res.history.groupby("model")["step"].max().tolist() == [200] * 3
+    again = toysuper.load(tmp_path / "r")
+    assert again.models.equals(res.models)
+    assert (tmp_path / "r" / "config.toml").read_text().count("version") == 1
+
+
+def test_mixed_shapes_are_stored_padded_and_unpadded_on_read(tiny, tmp_path):
+    cfg = dict(tiny, sweep={"model.n_hidden": [1, 2, 3]})
+    res = toysuper.run(cfg, out=tmp_path / "r", progress=False)
+    assert res.weights["W"].shape == (3, 3, 5)
+    assert [res.W(i).shape for i in range(3)] == [(1, 5), (2, 5), (3, 5)]
+    assert np.all(res.weights["W"][0, 1:] == 0)

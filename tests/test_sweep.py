@@ -1,0 +1,88 @@
+"""Sweeps: a model's result does not depend on its company; one compile per shape; resume."""
+
+import numpy as np
+import pytest
+
+import toysuper
+from toysuper import store, sweep, train
+
+
+def test_model_identical_alone_and_inside_a_bigger_sweep(tiny, tmp_path):
+    # model (density 0.3, seed 1) trained in a sweep of 12 and on its own
+    big = dict(tiny, sweep={"data.density": [1.0, 0.3, 0.1], "train.seed": {"range": 4}})
+    res_big = toysuper.run(big, out=tmp_path / "big", progress=False)
+    alone = dict(tiny, sweep={})
+    res_alone = toysuper.run(alone, ["data.density=0.3", "train.seed=1"], out=tmp_path / "alone",
+                             progress=False)
+    i = res_big.models.query("density == 0.3 and seed == 1")["model"].item()
+    for name in ("W", "b"):
+        np.testing.assert_array_equal(res_big.params(i)[name], res_alone.params(0)[name])
+    assert res_big.models.loc[i, "loss"] == res_alone.models.loc[0, "loss"]
+
+
+def test_chunk_size_does_not_change_results(tiny, tmp_path):
+    cfg = dict(tiny, sweep={"data.density": {"logspace": [1, 0.05], "num": 10}})
+    one = toysuper.run(cfg, out=tmp_path / "one", progress=False)
+    many = toysuper.run(cfg, ["run.chunk_size=8"], out=tmp_path / "many", progress=False)
+    assert len(sweep.plan(sweep_settings(cfg), 8)) == 2
+    np.testing.assert_array_equal(one.weights["W"], many.weights["W"])
+    np.testing.assert_array_equal(one.models["loss"], many.models["loss"])
+
+
+def sweep_settings(cfg):
+    from toysuper import config
+    return config.expand(config.resolve(cfg))
+
+
+def test_one_compilation_per_sweep_shape(tiny, tmp_path):
+    # two kinds -> two shapes; three chunks of the relu shape still compile once
+    cfg = dict(tiny, sweep={"model.kind": ["linear", "relu"], "train.seed": {"range": 20}},
+               run={"chunk_size": 8})
+    cfg["train"] = dict(tiny["train"], steps=150)  # a shape no other test compiles
+    train.TRACES.clear()
+    toysuper.run(cfg, out=tmp_path / "r", progress=False)
+    shapes = {s for s, _ in train.TRACES}
+    assert len(shapes) == 2
+    assert all(count == 1 for count in train.TRACES.values()), train.TRACES
+
+
+def test_interrupted_sweep_keeps_finished_chunks_and_resumes(tiny, tmp_path, monkeypatch):
+    cfg = dict(tiny, sweep={"train.seed": {"range": 20}}, run={"chunk_size": 8})
+    out = tmp_path / "r"
+    real_train, calls = train.train, []
+
+    def failing_after_one(*args, **kw):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real_train(*args, **kw)
+
+    monkeypatch.setattr(train, "train", failing_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        toysuper.run(cfg, out=out, progress=False)
+    assert sorted(p.name for p in (out / "parts").iterdir()) == ["chunk-00000.npz"]
+    with pytest.raises(toysuper.ConfigError, match="incomplete"):
+        store.load(out)
+
+    trained = []
+    monkeypatch.setattr(train, "train", lambda *a, **k: trained.append(1) or real_train(*a, **k))
+    resumed = toysuper.run(cfg, out=out, progress=False)
+    assert len(trained) == 2  # only the two unfinished chunks
+    monkeypatch.setattr(train, "train", real_train)
+    fresh = toysuper.run(cfg, out=tmp_path / "fresh", progress=False)
+    np.testing.assert_array_equal(resumed.weights["W"], fresh.weights["W"])
+    np.testing.assert_array_equal(resumed.models["loss"], fresh.models["loss"])
+
+
+def test_other_configuration_in_results_dir_is_refused_unless_forced(tiny, tmp_path):
+    out = tmp_path / "r"
+    toysuper.run(tiny, out=out, progress=False)
+    with pytest.raises(toysuper.ConfigError, match="different configuration.*train.*--force"):
+        toysuper.run(tiny, ["train.lr=0.01"], out=out, progress=False)
+    res = toysuper.run(tiny, ["train.lr=0.01"], out=out, force=True, progress=False)
+    assert (res.models["lr"] == 0.01).all()
+
+
+def test_diverging_model_is_named(tiny, tmp_path):
+    with pytest.raises(toysuper.TrainingError, match=r"model 0 diverged.*lr=1e\+30"):
+        toysuper.run(dict(tiny, sweep={}), ["train.lr=1e30"], out=tmp_path / "r", progress=False)
