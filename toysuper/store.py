@@ -61,6 +61,16 @@ def _atomic(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
+def _savez(path: Path, arrays: dict) -> None:
+    # through an open file: np.savez given a path would append ".npz" to the temporary name
+    _atomic(path, lambda p: _savez_to(p, arrays))
+
+
+def _savez_to(p: Path, arrays: dict) -> None:
+    with open(p, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
 def write_text(path: Path, text: str) -> None:
     _atomic(path, lambda p: p.write_text(text))
 
@@ -103,8 +113,7 @@ def part_path(out: Path, index: int) -> Path:
 
 def save_part(out: Path, index: int, ids, params: dict, history, final) -> None:
     arrays = {f"param/{k}": v for k, v in params.items()}
-    _atomic(part_path(out, index),
-            lambda p: np.savez(open(p, "wb"), ids=ids, history=history, final=final, **arrays))
+    _savez(part_path(out, index), dict(ids=ids, history=history, final=final, **arrays))
 
 
 def load_part(out: Path, index: int, ids):
@@ -124,7 +133,7 @@ def write_results(out: Path, tables: dict, weights: dict, summary: dict) -> None
     out = Path(out)
     for name in TABLES:
         _atomic(out / f"{name}.parquet", lambda p, t=tables[name]: t.to_parquet(p, index=False))
-    _atomic(out / "weights.npz", lambda p: np.savez(open(p, "wb"), **weights))
+    _savez(out / "weights.npz", weights)
     write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
 
 
