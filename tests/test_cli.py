@@ -90,3 +90,9 @@ def test_every_shipped_experiment_is_valid_and_documented(path):
     cfg = config.load(path)
     assert cfg["description"] and cfg["figures"]
     assert path.read_text().startswith("#"), "an experiment file opens with a comment"
+
+
+def test_unknown_experiment_name_lists_the_known_ones(capsys):
+    assert cli.main(["run", "nosuchexperiment"]) == 2
+    err = capsys.readouterr().err
+    assert "nosuchexperiment" in err and "superposition" in err

@@ -19,6 +19,7 @@ from matplotlib import colors, gridspec  # noqa: E402
 
 DPI = 120
 KIND_ORDER = ("linear", "relu")
+REPRESENTED = 0.5  # a feature counts as represented when ||W_i|| exceeds this
 KIND_TITLE = {"linear": "linear model", "relu": "ReLU output model"}
 
 
@@ -78,7 +79,7 @@ def superposition_grid(res):
     densities = sorted(best["density"].unique(), reverse=True)
     n = int(best["n_features"].max())
     fig = plt.figure(figsize=(2.05 * len(densities) + 1.2, 4.4 * len(kinds)), dpi=DPI)
-    outer = gridspec.GridSpec(len(kinds), 1, figure=fig, hspace=0.35, left=0.07, right=0.9,
+    outer = gridspec.GridSpec(len(kinds), 1, figure=fig, hspace=0.18, left=0.07, right=0.9,
                               top=0.92, bottom=0.04)
     heat = colors.Normalize(-1, 1)
     sup_cmap = colors.LinearSegmentedColormap.from_list("sup", ["#101010", "#3b2a8a", "#f5c400"])
@@ -112,6 +113,9 @@ def superposition_grid(res):
             axn.set(ylim=(len(f) - 0.5, -0.5), xlim=(0, max(1.1, f["norm"].max() * 1.05)),
                     yticks=[])
             axn.tick_params(labelsize=7)
+            k = int((f["norm"] > REPRESENTED).sum())
+            axn.text(0.97, 0.03, f"{k} of {len(f)} with\n||W$_i$|| > {REPRESENTED}", fontsize=7,
+                     ha="right", va="bottom", transform=axn.transAxes)
             if c == 0:
                 axn.set_ylabel("||W$_i$|| by feature", fontsize=9)
     cax = fig.add_axes([0.92, 0.55, 0.012, 0.3])
@@ -125,12 +129,24 @@ def superposition_grid(res):
 
 
 def loss_curves(res):
-    """Training loss against step for every model, one line per model, log-log."""
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=DPI, layout="constrained")
+    """Training loss against step for every model: colour by density, line style by kind."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=DPI, layout="constrained")
+    dens = res.models["density"].astype(float)
+    norm = colors.LogNorm(dens.min(), dens.max()) if dens.max() > dens.min() else None
+    cmap = plt.get_cmap("viridis")
+    styles = dict(zip(_kinds(res.models), ["--", "-", ":", "-."]))
+    by_model = res.models.set_index("model")
     for model, h in res.history.groupby("model"):
-        ax.plot(h["step"], h["loss"], lw=0.8, alpha=0.7)
-    ax.set(xscale="log", yscale="log", xlabel="step", ylabel="training loss",
-           title=f"{res.config.get('name', '')}: training loss of {res.models.shape[0]} models")
+        row = by_model.loc[model]
+        ax.plot(h["step"], h["loss"], ls=styles[row["kind"]], lw=0.9, alpha=0.8,
+                color=cmap(norm(row["density"])) if norm else "C0")
+    for kind, ls in styles.items():
+        ax.plot([], [], ls=ls, color="0.3", label=KIND_TITLE.get(kind, kind))
+    ax.legend(fontsize=8)
+    if norm:
+        fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="density 1-S")
+    ax.set(xscale="log", yscale="log", xlabel="step", ylabel="training loss (mean per interval)",
+           title=f"{res.config.get('name', '')}: training loss of {len(res.models)} models")
     return fig
 
 

@@ -82,8 +82,8 @@ def prepare(out: Path, cfg: dict, force: bool) -> None:
     if stored.exists():
         old = tomllib.loads(stored.read_text())
         new = tomllib.loads(config_mod.to_toml(cfg))
-        differ = sorted(k for k in set(old) | set(new) - {"version"}
-                        if k not in ("version", "run") and old.get(k) != new.get(k))
+        # what the models are: [run] only chunks the work, and figures can be redrawn any time
+        differ = [k for k in ("model", "data", "train", "sweep") if old.get(k) != new.get(k)]
         if differ and not force:
             raise ConfigError(
                 f"'{out}' holds results of a different configuration (differs in: "

@@ -121,7 +121,8 @@ def find_experiment(name) -> Path:
     for folder in experiment_dirs():
         if (folder / f"{name}.toml").exists():
             return folder / f"{name}.toml"
-    return path
+    known = sorted({f.stem for d in experiment_dirs() for f in d.glob("*.toml")})
+    raise ConfigError(f"experiment '{name}' is neither a file nor one of: {', '.join(known) or 'none'}")
 
 
 def experiment_dirs() -> list[Path]:
