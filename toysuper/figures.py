@@ -17,6 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import colors, gridspec  # noqa: E402
 
+from toysuper.config import ConfigError  # noqa: E402
+
 DPI = 120
 KIND_ORDER = ("linear", "relu")
 REPRESENTED = 0.5  # a feature counts as represented when ||W_i|| exceeds this
@@ -43,7 +45,8 @@ def feature_plane(res):
     best = best_models(res.models, ["kind", "density"]).sort_values(["kind", "density"],
                                                                       ascending=[True, False])
     if (best["n_hidden"] != 2).any():
-        raise ValueError("feature_plane needs n_hidden = 2")
+        raise ConfigError("figure 'feature_plane' needs model.n_hidden = 2 (a hidden plane); "
+                          f"this sweep has n_hidden = {sorted(set(best['n_hidden']))}")
     cols, kinds = best["density"].nunique(), _kinds(best)
     fig, axes = plt.subplots(len(kinds), cols, figsize=(2.0 * cols + 1.0, 2.4 * len(kinds) + 0.4),
                              squeeze=False, dpi=DPI, layout="constrained")
