@@ -1,0 +1,44 @@
+"""Training pieces against analytic answers: the loss of a known model, the LR schedules."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from toysuper import train
+
+SHAPE = train.Shape(kind="relu", n=4, m=2, law="uniform", steps=1000, batch=4096,
+                    schedule="cosine", warmup=100, log_every=100, eval_batch=2**17)
+
+
+def hyper(p, imp):
+    return train.Hyper(key=jax.random.PRNGKey(0), imp=jnp.asarray(imp, jnp.float32),
+                       p=jnp.asarray(p, jnp.float32), lr=jnp.float32(1e-3), wd=jnp.float32(0.0))
+
+
+def test_zero_model_loss_is_the_second_moment_of_the_data():
+    # with W = 0 and b = 0 the output is 0, so loss = sum_i I_i E[x_i^2] = sum_i I_i p_i / 3
+    p, imp = np.array([1.0, 0.5, 0.1, 0.02]), np.array([1.0, 0.7, 0.49, 2.0])
+    params = {"params": {"W": jnp.zeros((2, 4)), "b": jnp.zeros(4)}}
+    loss = float(train.evaluate_one(SHAPE, params, hyper(p, imp)))
+    assert loss == pytest.approx(np.sum(imp * p / 3), rel=0.01)
+
+
+def test_bias_only_model_loss_matches_the_formula():
+    # relu output with W = 0 and b_i = p_i / 2 > 0: loss = sum_i I_i (p_i/3 - p_i^2/4)
+    p, imp = np.array([1.0, 0.5, 0.1, 0.3]), np.ones(4)
+    params = {"params": {"W": jnp.zeros((2, 4)), "b": jnp.asarray(p / 2, jnp.float32)}}
+    loss = float(train.evaluate_one(SHAPE, params, hyper(p, imp)))
+    assert loss == pytest.approx(np.sum(p / 3 - p**2 / 4), rel=0.01)
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    f = lambda c: float(train.lr_factor(SHAPE, c))  # noqa: E731
+    assert f(0) == pytest.approx(0.01) and f(49) == pytest.approx(0.5) and f(99) == 1.0
+    assert f(100 + 450) == pytest.approx(0.5, abs=1e-6)
+    assert f(1000) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_constant_schedule_holds_after_warmup():
+    shape = train.Shape(**{**SHAPE.__dict__, "schedule": "constant", "warmup": 0})
+    assert [float(train.lr_factor(shape, c)) for c in (0, 500, 999)] == [1.0, 1.0, 1.0]
