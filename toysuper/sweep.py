@@ -107,7 +107,7 @@ def run(experiment, overrides=(), out=None, force=False, progress=True) -> store
     store.write_results(out, tables, weights, {
         "models": len(settings), "chunks": len(chunks), "trained_chunks": len(todo),
         "seconds": round(time.time() - t0, 2)})
-    res = store.load(out)
+    res = store.load(out)  # figures read what was stored, exactly as `toysuper plot` will
     from toysuper import figures  # matplotlib only once there is something to draw
     figures.draw(res)
     return res
