@@ -63,12 +63,10 @@ def _atomic(path: Path, write) -> None:
 
 def _savez(path: Path, arrays: dict) -> None:
     # through an open file: np.savez given a path would append ".npz" to the temporary name
-    _atomic(path, lambda p: _savez_to(p, arrays))
-
-
-def _savez_to(p: Path, arrays: dict) -> None:
-    with open(p, "wb") as fh:
-        np.savez(fh, **arrays)
+    def write(p):
+        with open(p, "wb") as fh:
+            np.savez(fh, **arrays)
+    _atomic(path, write)
 
 
 def write_text(path: Path, text: str) -> None:
