@@ -86,3 +86,15 @@ def test_other_configuration_in_results_dir_is_refused_unless_forced(tiny, tmp_p
 def test_diverging_model_is_named(tiny, tmp_path):
     with pytest.raises(toysuper.TrainingError, match=r"model 0 diverged.*lr=1e\+30"):
         toysuper.run(dict(tiny, sweep={}), ["train.lr=1e30"], out=tmp_path / "r", progress=False)
+
+
+def test_seeds_of_one_cell_share_their_evaluation_sample():
+    """Lowest-loss picks compare models on one sample; training streams stay per seed."""
+    base = {"model.kind": "relu", "model.n_features": 2, "data.density": 0.1}
+    cells = [dict(base, **{"train.seed": 0}), dict(base, **{"train.seed": 1}),
+             dict(base, **{"train.seed": 0, "data.density": 0.2})]
+    salts = [sweep.key_salt(s) for s in cells]
+    keys = train.model_keys([s["train.seed"] for s in cells], salts)
+    evals = train.eval_keys(salts)
+    assert (evals[0] == evals[1]).all() and not (evals[0] == evals[2]).all()
+    assert not (keys[0] == keys[1]).any() and not (evals[0] == keys[0]).all()

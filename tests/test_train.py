@@ -12,7 +12,7 @@ SHAPE = train.Shape(kind="relu", n=4, m=2, law="uniform", steps=1000, batch=4096
 
 
 def hyper(p, imp):
-    return train.Hyper(key=jax.random.PRNGKey(0), imp=jnp.asarray(imp, jnp.float32),
+    return train.Hyper(key=jax.random.PRNGKey(0), eval_key=jax.random.PRNGKey(1), imp=jnp.asarray(imp, jnp.float32),
                        p=jnp.asarray(p, jnp.float32), lr=jnp.float32(1e-3), wd=jnp.float32(0.0))
 
 

@@ -67,9 +67,10 @@ def hyper(settings: list[dict], ids, width: int) -> train.Hyper:
     ids = list(ids) + [ids[-1]] * (width - len(ids))
     rows = [settings[i] for i in ids]
     vecs = [config.feature_vectors(s) for s in rows]
-    keys = train.model_keys([s["train.seed"] for s in rows], [key_salt(s) for s in rows])
+    salts = [key_salt(s) for s in rows]
     return train.Hyper(
-        key=keys,
+        key=train.model_keys([s["train.seed"] for s in rows], salts),
+        eval_key=train.eval_keys(salts),
         imp=np.stack([v[0] for v in vecs]).astype(np.float32),
         p=np.stack([v[1] for v in vecs]).astype(np.float32),
         lr=np.array([s["train.lr"] for s in rows], np.float32),

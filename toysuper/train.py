@@ -48,7 +48,8 @@ class Shape:
 class Hyper(NamedTuple):
     """Per-model inputs; stacked along a leading model axis for a sweep."""
 
-    key: jnp.ndarray  # uint32[2], the model's own PRNG key
+    key: jnp.ndarray       # uint32[2], the model's own PRNG key (initialisation, training data)
+    eval_key: jnp.ndarray  # uint32[2], its evaluation sample, shared by models of the same data
     imp: jnp.ndarray  # importance, n
     p: jnp.ndarray    # density, n
     lr: jnp.ndarray
@@ -70,8 +71,8 @@ def _optimizer(shape: Shape, hp: Hyper):
 
 
 def _streams(key):
-    """Independent key streams for initialisation, training batches and the final evaluation."""
-    return jax.random.split(key, 3)
+    """Independent key streams for initialisation and training batches."""
+    return jax.random.split(key, 2)
 
 
 def _loss(shape: Shape, params, x_BxN, imp_N):
@@ -86,14 +87,14 @@ def _loss(shape: Shape, params, x_BxN, imp_N):
 
 
 def init_one(shape: Shape, hp: Hyper):
-    k_init, _, _ = _streams(hp.key)
+    k_init, _ = _streams(hp.key)
     params = models.MODELS[shape.kind].build(shape.n, shape.m).init(k_init, jnp.zeros(shape.n))
     return params, _optimizer(shape, hp).init(params)
 
 
 def segment_one(shape: Shape, state, hp: Hyper, segment):
     """Run `log_every` steps from step `segment * log_every`; returns the new state and mean loss."""
-    _, k_train, _ = _streams(hp.key)
+    _, k_train = _streams(hp.key)
     opt = _optimizer(shape, hp)
 
     def step(state, i):
@@ -110,7 +111,7 @@ def segment_one(shape: Shape, state, hp: Hyper, segment):
 
 def evaluate_one(shape: Shape, params, hp: Hyper):
     """Loss on a fresh sample of about `eval_batch` points, drawn in blocks of `batch`."""
-    _, _, k_eval = _streams(hp.key)
+    k_eval = hp.eval_key
     blocks = math.ceil(shape.eval_batch / shape.batch)
 
     def block(total, i):
@@ -149,6 +150,22 @@ def model_keys(seeds, salts) -> np.ndarray:
     """uint32[M, 2] keys: each model's seed folded with a hash of its own settings."""
     make = jax.vmap(lambda s, h: jax.random.fold_in(jax.random.PRNGKey(s), h))
     return np.asarray(make(jnp.asarray(seeds, jnp.uint32), jnp.asarray(salts, jnp.uint32)))
+
+
+# Tags the evaluation stream so it never coincides with a training stream of seed 0.
+_EVAL_TAG = 0x6576616C
+
+
+def eval_keys(salts) -> np.ndarray:
+    """uint32[M, 2] evaluation keys from a hash of the data settings alone, not the seed.
+
+    Seeds of one sweep cell are then scored on the same sample, so picking the lowest-loss seed
+    compares the models rather than their samples (common random numbers): near a phase
+    boundary, where candidate losses differ by a few percent, sampling noise would otherwise
+    decide the pick.
+    """
+    make = jax.vmap(lambda h: jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(0), h), _EVAL_TAG))
+    return np.asarray(make(jnp.asarray(salts, jnp.uint32)))
 
 
 def train(shape: Shape, hp: Hyper, on_segment=lambda: None):
