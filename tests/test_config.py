@@ -78,6 +78,8 @@ def test_resolved_config_round_trips_through_toml():
     ({"sweep": {"data.density": {"logspace": [1, 0.01]}}}, (), ["data.density", "num"]),
     ({"data": {"density[7]": 0.5}, "model": {"n_features": 5}}, (), ["data.density[7]", "out of range"]),
     ({"figures": ["nope"]}, (), ["nope", "feature_plane"]),
+    ({"tables": ["nope"]}, (), ["tables", "nope", "phase"]),
+    ({"tables": "phase"}, (), ["tables", "phase", "list"]),
     ({"colour": 1}, (), ["colour"]),
     ({}, ["nokey"], ["nokey", "dotted.key=value"]),
 ])

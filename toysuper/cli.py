@@ -60,7 +60,7 @@ def _run(args) -> int:
 
 
 def _plot(args) -> int:
-    from toysuper import figures, store
+    from toysuper import figures, store, tables
     from toysuper.config import ConfigError
 
     res = store.load(args.results)
@@ -68,6 +68,7 @@ def _plot(args) -> int:
     for name in names or []:
         if name not in figures.FIGURES:
             raise ConfigError(f"--figure {name!r} is not one of: {', '.join(figures.FIGURES)}")
+    tables.derive(res)  # rules may have changed since the run; tables come before figures
     for path in figures.draw(res, names):
         print(path)
     return 0

@@ -40,7 +40,7 @@ DEFAULTS = {
     # Models per compiled chunk: bounds memory; results do not depend on it.
     "run": {"chunk_size": 4096},
 }
-TOP_LEVEL = {"name", "description", "figures"}
+TOP_LEVEL = {"name", "description", "figures", "tables"}
 SECTIONS = tuple(DEFAULTS)
 SCHEDULES = ("constant", "cosine")
 # `data.importance[i]` / `data.density[i]` set one feature's value after the vector is built.
@@ -68,7 +68,7 @@ def load(path, overrides=()) -> dict:
 def resolve(raw: dict, overrides=()) -> dict:
     """Merge `raw` over the defaults, apply overrides, validate; returns a full nested config."""
     cfg = copy.deepcopy(DEFAULTS)
-    cfg.update({"name": "experiment", "description": "", "figures": [], "sweep": {}})
+    cfg.update({"name": "experiment", "description": "", "figures": [], "tables": [], "sweep": {}})
     for key, value in raw.items():
         if key in SECTIONS:
             if not isinstance(value, dict):
@@ -196,13 +196,15 @@ def validate(cfg: dict) -> None:
             raise ConfigError(f"'{key}' must be a string, got {cfg[key]!r}")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", cfg["name"]):
         raise ConfigError(f"name = {cfg['name']!r} may hold only letters, digits, '_', '-' and '.'")
-    figures = cfg["figures"]
-    if not (isinstance(figures, list) and all(isinstance(f, str) for f in figures)):
-        raise ConfigError(f"figures = {figures!r} must be a list of figure names")
-    from toysuper import figures as figures_mod  # late import: figures pulls in matplotlib
-    for f in figures:
-        if f not in figures_mod.FIGURES:
-            raise ConfigError(f"figures: unknown figure '{f}'; known: {', '.join(figures_mod.FIGURES)}")
+    # late imports: figures pulls in matplotlib, tables the analysis modules
+    from toysuper import figures as figures_mod, tables as tables_mod
+    for key, known in (("figures", figures_mod.FIGURES), ("tables", tables_mod.DERIVED)):
+        names = cfg[key]
+        if not (isinstance(names, list) and all(isinstance(f, str) for f in names)):
+            raise ConfigError(f"{key} = {names!r} must be a list of names from: {', '.join(known)}")
+        for f in names:
+            if f not in known:
+                raise ConfigError(f"{key}: unknown name '{f}'; known: {', '.join(known)}")
     settings = {f"{s}.{k}": v for s in SECTIONS for k, v in cfg[s].items()}
     for key, value in settings.items():
         check_value(key, value, settings)
@@ -318,7 +320,7 @@ def feature_vectors(settings: dict) -> tuple[np.ndarray, np.ndarray]:
 def to_toml(cfg: dict) -> str:
     """Write a resolved config back as TOML (the subset of TOML our configs use)."""
     lines = []
-    for key in ("name", "description", "figures", "version"):
+    for key in ("name", "description", "figures", "tables", "version"):
         if key in cfg:
             lines.append(f"{key} = {_toml_value(cfg[key])}")
     for section in SECTIONS:

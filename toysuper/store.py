@@ -6,6 +6,7 @@ Layout of DIR:
   models.parquet     one row per model: its settings, final loss, D*
   features.parquet   one row per (model, feature): importance, density, norm, superposition, ...
   history.parquet    one row per (model, step): mean training loss over the last log_every steps
+  NAME.parquet       derived tables the experiment lists in `tables` (see tables.py)
   weights.npz        every parameter stacked by model id, zero-padded when shapes differ,
                      with NAME.shape holding each model's true shape
   figures/*.png
@@ -45,6 +46,7 @@ class Results:
     weights: dict = field(repr=False)
 
     shapes: dict = field(repr=False, default_factory=dict)
+    derived: dict = field(repr=False, default_factory=dict)  # derived tables by name
 
     def params(self, model: int) -> dict:
         """One model's parameters, with the zero padding of mixed-shape sweeps removed."""
@@ -71,6 +73,10 @@ def _savez(path: Path, arrays: dict) -> None:
 
 def write_text(path: Path, text: str) -> None:
     _atomic(path, lambda p: p.write_text(text))
+
+
+def write_table(path: Path, df: pd.DataFrame) -> None:
+    _atomic(path, lambda p: df.to_parquet(p, index=False))
 
 
 def prepare(out: Path, cfg: dict, force: bool) -> None:
@@ -101,6 +107,8 @@ def clear(out: Path) -> None:
     """Remove everything a previous run wrote into `out`."""
     for name in PRODUCTS + ("config.toml",):
         (out / name).unlink(missing_ok=True)
+    for table in out.glob("*.parquet"):  # derived tables
+        table.unlink()
     for sub in ("parts", "figures"):
         shutil.rmtree(out / sub, ignore_errors=True)
 
@@ -130,7 +138,7 @@ def write_results(out: Path, tables: dict, weights: dict, summary: dict) -> None
     """Write the tables and weights, then summary.json, which marks the run complete."""
     out = Path(out)
     for name in TABLES:
-        _atomic(out / f"{name}.parquet", lambda p, t=tables[name]: t.to_parquet(p, index=False))
+        write_table(out / f"{name}.parquet", tables[name])
     _savez(out / "weights.npz", weights)
     write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
 
@@ -148,5 +156,7 @@ def load(path) -> Results:
     with np.load(path / "weights.npz") as z:
         weights = {k: z[k] for k in z.files if not k.endswith(SHAPE)}
         shapes = {k[: -len(SHAPE)]: z[k] for k in z.files if k.endswith(SHAPE)}
+    derived = {name: pd.read_parquet(path / f"{name}.parquet") for name in cfg.get("tables", [])
+               if (path / f"{name}.parquet").exists()}
     return Results(path, cfg, tables["models"], tables["features"], tables["history"],
-                   weights, shapes)
+                   weights, shapes, derived)

@@ -109,7 +109,8 @@ def run(experiment, overrides=(), out=None, force=False, progress=True) -> store
         "models": len(settings), "chunks": len(chunks), "trained_chunks": len(todo),
         "seconds": round(time.time() - t0, 2)})
     res = store.load(out)  # figures read what was stored, exactly as `toysuper plot` will
-    from toysuper import figures  # matplotlib only once there is something to draw
+    from toysuper import figures, tables  # matplotlib only once there is something to draw
+    tables.derive(res)
     figures.draw(res)
     return res
 

@@ -1,0 +1,104 @@
+"""Empirical phase of the extra feature, per sweep cell, beside the analytic theory.
+
+A cell is one combination of the swept settings other than the seed. Of its seeds we keep the
+lowest-loss model, the paper's practice: training from one initialisation can stop in a local
+minimum (with m = 1, two features whose initial weights share a sign cannot form an antipodal
+pair without passing through zero), and the optimum is what the theory predicts. All seeds of
+a cell are scored on one shared evaluation sample (train.eval_keys), so the pick compares models.
+
+Rule for the extra (last) feature i of the kept model, with thresholds below:
+  not represented   ||W_i|| < REPRESENTED
+  superposition     ||W_i|| >= REPRESENTED and sum_{j != i} (W^_i . W_j)^2 >= SUPERPOSED
+  dedicated         otherwise
+An antipodal partner of unit norm gives superposition 1 and a feature alone in its direction 0;
+half-way marks either side.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from toysuper import theory
+from toysuper.config import ConfigError
+
+REPRESENTED = 0.5  # ||W_i|| at or above which the extra feature counts as represented
+SUPERPOSED = 0.5   # superposition at or above which a represented feature shares its direction
+
+
+def classify(norm, superposition) -> np.ndarray:
+    """Phase names (theory.PHASES) from the extra feature's norm and superposition."""
+    norm, superposition = np.asarray(norm, float), np.asarray(superposition, float)
+    return np.where(norm < REPRESENTED, "not represented",
+                    np.where(superposition >= SUPERPOSED, "superposition", "dedicated")).astype(object)
+
+
+def cell_columns(cfg: dict) -> list[str]:
+    """Table columns that identify a cell: every swept setting except the seed."""
+    from toysuper.sweep import column  # late: sweep imports the training stack
+    return [column(k) for k in cfg.get("sweep", {}) if k != "train.seed"]
+
+
+def models_with_extra(res) -> pd.DataFrame:
+    """res.models with the extra feature's density, importance, norm and superposition."""
+    f = res.features
+    last = f.groupby("model")["feature"].transform("max") == f["feature"]
+    extra = f[last].set_index("model")[["density", "importance", "norm", "superposition"]]
+    extra.columns = ["p", "r", "extra_norm", "extra_superposition"]
+    return res.models.join(extra, on="model")
+
+
+def table(res) -> pd.DataFrame:
+    """One row per cell: the kept model, its extra feature's phase and the theory's.
+
+    Columns: the cell's settings, p and r (the extra feature's density and relative importance),
+    model (kept), seeds, loss, extra_norm, extra_superposition, phase, seed_share (fraction of
+    the cell's seeds in that same phase), theory_phase, theory_solution, theory_loss, agree.
+    """
+    m = models_with_extra(res)
+    _check_theory_applies(res, m)
+    cells = cell_columns(res.config) or ["p", "r"]
+    m["phase"] = classify(m["extra_norm"], m["extra_superposition"])
+    groups = m.groupby(cells, sort=False)
+    best_of_cell = groups["loss"].transform("idxmin")
+    m["seeds"] = groups["loss"].transform("size")
+    m["seed_share"] = (m["phase"] == m.loc[best_of_cell, "phase"].to_numpy()).groupby(
+        [m[c] for c in cells], sort=False).transform("mean")
+    kept = m.loc[best_of_cell.unique()].copy()
+
+    n = int(m["n_features"].iloc[0]) if "n_features" in m else int(res.config["model"]["n_features"])
+    lossy = theory.losses(n, kept["p"].to_numpy(), kept["r"].to_numpy())
+    best = lossy.argmin(axis=0)
+    cands = theory.candidates(n)
+    kept["theory_phase"] = [cands[k].phase for k in best]
+    kept["theory_solution"] = [cands[k].name for k in best]
+    kept["theory_loss"] = lossy.min(axis=0)
+    kept["agree"] = kept["phase"] == kept["theory_phase"]
+    # a cell column that only repeats p or r (density, importance[-1]) is left out
+    front = [c for c in cells if not any(kept[c].equals(kept[v]) for v in ("p", "r"))] + ["p", "r"]
+    rest = ["model", "seeds", "loss", "extra_norm", "extra_superposition", "phase", "seed_share",
+            "theory_phase", "theory_solution", "theory_loss", "agree"]
+    return kept[front + rest].sort_values(["p", "r"], ascending=[False, True]).reset_index(drop=True)
+
+
+def agreement(phase_table: pd.DataFrame) -> float:
+    """Fraction of cells whose empirical phase equals the theoretical one."""
+    return float(phase_table["agree"].mean())
+
+
+def _check_theory_applies(res, m):
+    model = res.config["model"]
+    kinds, ns, ms = (set(m[c]) if c in m else {model[k]} for c, k in
+                     [("kind", "kind"), ("n_features", "n_features"), ("n_hidden", "n_hidden")])
+    for n in ns:
+        if n not in theory.CANDIDATES:
+            raise ConfigError(f"the phase table needs model.n_features in {sorted(theory.CANDIDATES)} "
+                              f"(the cases with an analytic theory); this sweep has {sorted(ns)}")
+    if len(ns) != 1 or ms != {next(iter(ns)) - 1} or kinds != {"relu"}:
+        raise ConfigError(f"the phase table needs one model.kind = 'relu' with n_hidden = "
+                          f"n_features - 1; this sweep has kind {sorted(kinds)}, n_features "
+                          f"{sorted(ns)}, n_hidden {sorted(ms)}")
+    spread = res.features.groupby("model")["density"].agg(["min", "max"])
+    if not np.allclose(spread["min"], spread["max"]):
+        raise ConfigError("the phase table needs every feature of a model at one density "
+                          "(the theory's p); this sweep sets densities per feature")
