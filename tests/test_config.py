@@ -80,6 +80,9 @@ def test_resolved_config_round_trips_through_toml():
     ({"figures": ["nope"]}, (), ["nope", "feature_plane"]),
     ({"tables": ["nope"]}, (), ["tables", "nope", "phase"]),
     ({"tables": "phase"}, (), ["tables", "phase", "list"]),
+    ({"train": {"eval": "exact"}}, (), ["train.eval", "'exact'", "sample", "strata"]),
+    ({"train": {"eval": "strata", "batch": 1000}, "model": {"n_features": 3}}, (),
+     ["train.eval_batch = 65536", "1000 x 2^3 = 8000"]),
     ({"colour": 1}, (), ["colour"]),
     ({}, ["nokey"], ["nokey", "dotted.key=value"]),
 ])

@@ -1,5 +1,7 @@
 """Training pieces against analytic answers: the loss of a known model, the LR schedules."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,6 +11,7 @@ from toysuper import train
 
 SHAPE = train.Shape(kind="relu", n=4, m=2, law="uniform", steps=1000, batch=4096,
                     schedule="cosine", warmup=100, log_every=100, eval_batch=2**17)
+STRATA = dataclasses.replace(SHAPE, eval="strata")
 
 
 def hyper(p, imp):
@@ -16,20 +19,33 @@ def hyper(p, imp):
                        p=jnp.asarray(p, jnp.float32), lr=jnp.float32(1e-3), wd=jnp.float32(0.0))
 
 
-def test_zero_model_loss_is_the_second_moment_of_the_data():
+@pytest.mark.parametrize("shape", [SHAPE, STRATA], ids=["sample", "strata"])
+def test_zero_model_loss_is_the_second_moment_of_the_data(shape):
     # with W = 0 and b = 0 the output is 0, so loss = sum_i I_i E[x_i^2] = sum_i I_i p_i / 3
     p, imp = np.array([1.0, 0.5, 0.1, 0.02]), np.array([1.0, 0.7, 0.49, 2.0])
     params = {"params": {"W": jnp.zeros((2, 4)), "b": jnp.zeros(4)}}
-    loss = float(train.evaluate_one(SHAPE, params, hyper(p, imp)))
+    loss = float(train.evaluate_one(shape, params, hyper(p, imp)))
     assert loss == pytest.approx(np.sum(imp * p / 3), rel=0.01)
 
 
-def test_bias_only_model_loss_matches_the_formula():
+@pytest.mark.parametrize("shape", [SHAPE, STRATA], ids=["sample", "strata"])
+def test_bias_only_model_loss_matches_the_formula(shape):
     # relu output with W = 0 and b_i = p_i / 2 > 0: loss = sum_i I_i (p_i/3 - p_i^2/4)
     p, imp = np.array([1.0, 0.5, 0.1, 0.3]), np.ones(4)
     params = {"params": {"W": jnp.zeros((2, 4)), "b": jnp.asarray(p / 2, jnp.float32)}}
-    loss = float(train.evaluate_one(SHAPE, params, hyper(p, imp)))
+    loss = float(train.evaluate_one(shape, params, hyper(p, imp)))
     assert loss == pytest.approx(np.sum(p / 3 - p**2 / 4), rel=0.01)
+
+
+def test_strata_evaluation_is_exact_where_sampling_sees_few_events():
+    # two features in an antipodal pair (W = [1, -1]) at density 0.005 lose (1 + r) p^2 / 6,
+    # all of it from the 1-in-40,000 samples with both active
+    shape = train.Shape(kind="relu", n=2, m=1, law="uniform", steps=1, batch=1024,
+                        schedule="constant", warmup=0, log_every=1, eval_batch=2**15, eval="strata")
+    p, r = 0.005, 3.0
+    params = {"params": {"W": jnp.array([[1.0, -1.0]]), "b": jnp.zeros(2)}}
+    loss = float(train.evaluate_one(shape, params, hyper([p, p], [1.0, r])))
+    assert loss == pytest.approx((1 + r) * p**2 / 6, rel=0.03)
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():

@@ -35,6 +35,9 @@ DEFAULTS = {
         "warmup": 0,
         "log_every": 100,
         "eval_batch": 65_536,
+        # "sample": final loss on eval_batch fresh points. "strata": every pattern of active
+        # features weighted by its exact probability, magnitudes sampled (small n only).
+        "eval": "sample",
         "seed": 0,
     },
     # Models per compiled chunk: bounds memory; results do not depend on it.
@@ -43,6 +46,7 @@ DEFAULTS = {
 TOP_LEVEL = {"name", "description", "figures", "tables"}
 SECTIONS = tuple(DEFAULTS)
 SCHEDULES = ("constant", "cosine")
+EVALS = ("sample", "strata")
 # `data.importance[i]` / `data.density[i]` set one feature's value after the vector is built.
 FEATURE_KEY = re.compile(r"^data\.(importance|density)\[(-?\d+)\]$")
 AXIS_FORMS = ("list", "logspace", "linspace", "range")
@@ -219,6 +223,14 @@ def validate(cfg: dict) -> None:
         for le in log_every:
             if s % le:
                 raise ConfigError(f"train.steps = {s} must be a multiple of train.log_every = {le}")
+    if "strata" in _fixed_or_axis(cfg, "train.eval"):
+        for n, b, e in itertools.product(*(_fixed_or_axis(cfg, k) for k in
+                                           ("model.n_features", "train.batch", "train.eval_batch"))):
+            if e % (b * 2**n):
+                raise ConfigError(
+                    f"train.eval = 'strata' draws train.batch points for each of the 2^n patterns "
+                    f"of active features, so train.eval_batch = {e} must be a multiple of "
+                    f"train.batch x 2^model.n_features = {b} x 2^{n} = {b * 2**n}")
 
 
 def _fixed_or_axis(cfg, key):
@@ -248,6 +260,9 @@ def check_value(key: str, v, settings: dict) -> None:
     elif key == "data.law":
         if v not in data.LAWS:
             raise ConfigError(f"data.law = {v!r} is not one of: {', '.join(data.LAWS)}")
+    elif key == "train.eval":
+        if v not in EVALS:
+            raise ConfigError(f"train.eval = {v!r} is not one of: {', '.join(EVALS)}")
     elif key == "train.schedule":
         if v not in SCHEDULES:
             raise ConfigError(f"train.schedule = {v!r} is not one of: {', '.join(SCHEDULES)}")
