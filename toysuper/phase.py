@@ -66,13 +66,12 @@ def table(res) -> pd.DataFrame:
         [m[c] for c in cells], sort=False).transform("mean")
     kept = m.loc[best_of_cell.unique()].copy()
 
-    n = int(m["n_features"].iloc[0]) if "n_features" in m else int(res.config["model"]["n_features"])
-    lossy = theory.losses(n, kept["p"].to_numpy(), kept["r"].to_numpy())
-    best = lossy.argmin(axis=0)
-    cands = theory.candidates(n)
-    kept["theory_phase"] = [cands[k].phase for k in best]
-    kept["theory_solution"] = [cands[k].name for k in best]
-    kept["theory_loss"] = lossy.min(axis=0)
+    n = int(m["n_features"].iloc[0])
+    cand_loss = theory.losses(n, kept["p"].to_numpy(), kept["r"].to_numpy())
+    winner = [theory.candidates(n)[k] for k in cand_loss.argmin(axis=0)]
+    kept["theory_phase"] = [c.phase for c in winner]
+    kept["theory_solution"] = [c.name for c in winner]
+    kept["theory_loss"] = cand_loss.min(axis=0)
     kept["agree"] = kept["phase"] == kept["theory_phase"]
     # a cell column that only repeats p or r (density, importance[-1]) is left out
     front = [c for c in cells if not any(kept[c].equals(kept[v]) for v in ("p", "r"))] + ["p", "r"]
@@ -87,9 +86,7 @@ def agreement(phase_table: pd.DataFrame) -> float:
 
 
 def _check_theory_applies(res, m):
-    model = res.config["model"]
-    kinds, ns, ms = (set(m[c]) if c in m else {model[k]} for c, k in
-                     [("kind", "kind"), ("n_features", "n_features"), ("n_hidden", "n_hidden")])
+    kinds, ns, ms = (set(m[c]) for c in ("kind", "n_features", "n_hidden"))
     for n in ns:
         if n not in theory.CANDIDATES:
             raise ConfigError(f"the phase table needs model.n_features in {sorted(theory.CANDIDATES)} "
