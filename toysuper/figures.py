@@ -180,15 +180,13 @@ def _log_edges(values):
 
 def phase_diagram(res):
     """Section 3 figure: the extra feature's phase, theory beside the trained models, over (r, p)."""
-
     t = res.derived["phase"] if "phase" in res.derived else phase.table(res)
     ps, rs = np.sort(t["p"].unique()), np.sort(t["r"].unique())
     grid = t.set_index(["p", "r"])
     full = pd.MultiIndex.from_product([ps, rs], names=["p", "r"])
     grid = grid.reindex(full)  # a missing cell stays blank
     shape = (len(ps), len(rs))
-    norm_th = grid["theory_phase"].map(lambda ph: THEORY_COLOUR.get(ph, (0, 0))[0]).to_numpy(float)
-    sup_th = grid["theory_phase"].map(lambda ph: THEORY_COLOUR.get(ph, (0, 0))[1]).to_numpy(float)
+    norm_th, sup_th = np.array([THEORY_COLOUR.get(ph, (0, 0)) for ph in grid["theory_phase"]]).T
     rgb = {"theory": phase_colour(norm_th, sup_th).reshape(*shape, 3),
            "trained": phase_colour(grid["extra_norm"].fillna(0).to_numpy(),
                                    grid["extra_superposition"].fillna(0).to_numpy()).reshape(*shape, 3)}
@@ -206,8 +204,9 @@ def phase_diagram(res):
         ax = fig.add_subplot(gs[k])
         ax.pcolormesh(xe, ye, rgb[name], shading="flat")
         ax.plot(r_line, np.where(edge > 0, edge, np.nan), color="k", lw=0.8, ls="--")
-        top = ye[-1]
-        ax.plot([1, 1], [min(4 / 7 if n == 2 else ye[0], top), top], color="k", lw=0.8, ls="--")
+        # r = 1 splits dropped from dedicated above the edge (for n=3 also below it)
+        ax.plot([1, 1], [max(float(theory.superposition_edge(n, 1.0)), ye[0]), ye[-1]], color="k",
+                lw=0.8, ls="--")
         if name == "trained" and len(wrong):  # ringed, and counted in the title: no legend to hide cells
             ax.plot(wrong["r"], wrong["p"], "o", ms=2.2, mfc="none", mec="k", mew=0.6)
             title += f"\n(ringed: {len(wrong)} cells unlike the theory)"
