@@ -62,8 +62,8 @@ def table(res) -> pd.DataFrame:
     groups = m.groupby(cells, sort=False)
     best_of_cell = groups["loss"].transform("idxmin")
     m["seeds"] = groups["loss"].transform("size")
-    m["seed_share"] = (m["phase"] == m.loc[best_of_cell, "phase"].to_numpy()).groupby(
-        [m[c] for c in cells], sort=False).transform("mean")
+    m["same"] = m["phase"] == m.loc[best_of_cell, "phase"].to_numpy()
+    m["seed_share"] = m.groupby(cells, sort=False)["same"].transform("mean")
     kept = m.loc[best_of_cell.unique()].copy()
 
     n = int(m["n_features"].iloc[0])

@@ -26,6 +26,7 @@ class Candidate(NamedTuple):
     weights: callable  # (p) -> (W m x n, b n), the explicit solution
 
     def __call__(self, p, r):
+        """Expected loss; `losses` broadcasts p and r, so every candidate returns one shape."""
         return self.loss(np.asarray(p, float), np.asarray(r, float))
 
 
@@ -53,7 +54,7 @@ CANDIDATES = {
                   lambda p, r: r * _dropped(p),
                   lambda p: _solution([[1, 0]], [1], p, 2)),
         Candidate("other dropped, extra dedicated", "dedicated",
-                  lambda p, r: _dropped(p) + 0 * r,
+                  lambda p, r: _dropped(p),
                   lambda p: _solution([[0, 1]], [0], p, 2)),
         Candidate("antipodal pair", "superposition",
                   lambda p, r: (1 + r) * _pair(p),
@@ -64,10 +65,10 @@ CANDIDATES = {
                   lambda p, r: r * _dropped(p),
                   lambda p: _solution([[1, 0, 0], [0, 1, 0]], [2], p, 3)),
         Candidate("other dropped, extra dedicated", "dedicated",
-                  lambda p, r: _dropped(p) + 0 * r,
+                  lambda p, r: _dropped(p),
                   lambda p: _solution([[1, 0, 0], [0, 0, 1]], [1], p, 3)),
         Candidate("others paired, extra dedicated", "dedicated",
-                  lambda p, r: 2 * _pair(p) + 0 * r,
+                  lambda p, r: 2 * _pair(p),
                   lambda p: _solution([[1, -1, 0], [0, 0, 1]], [], p, 3)),
         Candidate("extra in an antipodal pair", "superposition",
                   lambda p, r: (1 + r) * _pair(p),
