@@ -223,6 +223,10 @@ def validate(cfg: dict) -> None:
         for le in log_every:
             if s % le:
                 raise ConfigError(f"train.steps = {s} must be a multiple of train.log_every = {le}")
+    for kind, law in itertools.product(_fixed_or_axis(cfg, "model.kind"), _fixed_or_axis(cfg, "data.law")):
+        if kind == "abs" and law != "signed":
+            raise ConfigError(f"model.kind = 'abs' computes |x|, which is x itself for data.law = "
+                              f"{law!r}; set data.law = 'signed' (active magnitudes U[-1, 1])")
     if "strata" in _fixed_or_axis(cfg, "train.eval"):
         for n, b, e in itertools.product(*(_fixed_or_axis(cfg, k) for k in
                                            ("model.n_features", "train.batch", "train.eval_batch"))):

@@ -1,8 +1,9 @@
 """The toy networks of SCIENCE.md, each written for one network and one example.
 
 Batches of examples and sweeps of models are added with `jax.vmap` in train.py. Every model has
-an embedding `W` (m x n, the matrix the metrics read) and an output bias `b` (n); a model's
-`target` is what its output should reproduce (x itself, or |x| for the computation task).
+an embedding (m x n, its columns the features' directions in the hidden space, the matrix the
+feature metrics read; its rows the hidden neurons' input weights) and an output bias `b` (n).
+A model's `target` is what its output should reproduce: x itself, or |x| for the computation task.
 """
 
 from __future__ import annotations
@@ -13,32 +14,61 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 
+def _identity(z):
+    return z
+
+
 class TiedModel(nn.Module):
-    """x' = out(W^T W x + b), W Xavier-normal and b = 0 at init, as in the reference notebook."""
+    """x' = out(W^T hidden(W x) + b), W Xavier-normal and b = 0 at init, as in the reference notebook.
+
+    `hidden = relu` gives the privileged-basis model: a ReLU on the hidden layer makes its m
+    neurons, the rows of W, a basis the model can be read in.
+    """
 
     n: int
     m: int
-    out: Callable = lambda z: z
+    out: Callable = _identity
+    hidden: Callable = _identity
 
     @nn.compact
     def __call__(self, x_N):
         W = self.param("W", nn.initializers.xavier_normal(), (self.m, self.n))
         b = self.param("b", nn.initializers.zeros, (self.n,))
-        return self.out(W.T @ (W @ x_N) + b)
+        return self.out(W.T @ self.hidden(W @ x_N) + b)
+
+
+class UntiedModel(nn.Module):
+    """y = ReLU(W2 ReLU(W1 x) + b): the computation model, free to read and write differently."""
+
+    n: int
+    m: int
+
+    @nn.compact
+    def __call__(self, x_N):
+        W1 = self.param("W1", nn.initializers.xavier_normal(), (self.m, self.n))
+        W2 = self.param("W2", nn.initializers.xavier_normal(), (self.n, self.m))
+        b = self.param("b", nn.initializers.zeros, (self.n,))
+        return nn.relu(W2 @ nn.relu(W1 @ x_N) + b)
 
 
 class Spec(NamedTuple):
     build: Callable[[int, int], nn.Module]  # (n_features, n_hidden) -> module
-    target: Callable = lambda x: x
+    target: Callable = _identity
     doc: str = ""
+    embed: str = "W"         # the parameter holding the m x n embedding
+    neurons: bool = False    # a ReLU on the hidden layer: its neurons are a privileged basis
 
 
 MODELS = {
     "linear": Spec(lambda n, m: TiedModel(n, m), doc="x' = W^T W x + b"),
     "relu": Spec(lambda n, m: TiedModel(n, m, nn.relu), doc="x' = ReLU(W^T W x + b)"),
+    "privileged": Spec(lambda n, m: TiedModel(n, m, nn.relu, nn.relu), neurons=True,
+                       doc="h = ReLU(W x), x' = ReLU(W^T h + b)"),
+    "abs": Spec(UntiedModel, target=jnp.abs, embed="W1", neurons=True,
+                doc="h = ReLU(W1 x), y = ReLU(W2 h + b), target |x|"),
 }
 
 
-def embedding(params) -> jnp.ndarray:
-    """The m x n matrix whose columns are the features' directions in the hidden space."""
-    return params["params"]["W"]
+def embedding(kind: str, params: dict):
+    """The m x n embedding of a model of `kind` from its flat parameters {'W': ..., 'b': ...}."""
+    return params[MODELS[kind].embed]

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from toysuper import config as config_mod
+from toysuper import models as models_mod
 from toysuper.config import ConfigError
 
 TABLES = ("models", "features", "history")
@@ -51,10 +52,14 @@ class Results:
     def params(self, model: int) -> dict:
         """One model's parameters, with the zero padding of mixed-shape sweeps removed."""
         return {name: a[model][tuple(slice(0, int(k)) for k in self.shapes[name][model])]
-                for name, a in self.weights.items()}
+                for name, a in self.weights.items() if np.prod(self.shapes[name][model]) > 0}
+
+    def kind(self, model: int) -> str:
+        return str(self.models.set_index("model").at[model, "kind"])
 
     def W(self, model: int) -> np.ndarray:
-        return self.params(model)["W"]
+        """The model's m x n embedding (W, or W1 of the computation model)."""
+        return models_mod.embedding(self.kind(model), self.params(model))
 
 
 def _atomic(path: Path, write) -> None:

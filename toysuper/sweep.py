@@ -171,7 +171,7 @@ def assemble(settings, chunks, done):
     model_rows, feature_rows, history_rows = [], [], []
     for i, s in enumerate(settings):
         params, hist, final, shape = by_model[i]
-        W = np.asarray(params["W"], np.float64)
+        W = np.asarray(models.embedding(s["model.kind"], params), np.float64)
         imp, p = config.feature_vectors(s)
         row = {"model": i}
         row.update({column(k): v for k, v in s.items() if not k.startswith("run.")})
@@ -200,9 +200,13 @@ def _tidy(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _stack_padded(per_model: list[dict]) -> dict:
+    """Stack each parameter over models; a model without it (another kind) gets an empty one."""
     out = {}
-    for name in per_model[0]:
-        arrays = [np.asarray(p[name]) for p in per_model]
+    names = list(dict.fromkeys(name for p in per_model for name in p))
+    for name in names:
+        ref = next(np.asarray(p[name]) for p in per_model if name in p)
+        arrays = [np.asarray(p[name]) if name in p else np.zeros((0,) * ref.ndim, ref.dtype)
+                  for p in per_model]
         shape = np.max([a.shape for a in arrays], axis=0)
         stacked = np.zeros((len(arrays), *shape), arrays[0].dtype)
         for i, a in enumerate(arrays):

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from toysuper import phase, store
+from toysuper import neurons, phase, store
 
 # name -> Results -> pandas DataFrame
 DERIVED = {
     "phase": phase.table,  # per sweep cell: the extra feature's empirical and theoretical phase
+    "neurons": neurons.table,  # per (model, neuron): monosemanticity, top and carried features
+    "motifs": neurons.motifs,  # per asymmetric superposition motif of a computation model
+    "computation": neurons.computation,  # per (model, feature): error vs predicting 0, computed
 }
 
 

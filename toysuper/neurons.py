@@ -1,0 +1,193 @@
+"""Neuron-level views of models with a privileged hidden basis (SCIENCE.md items 7 and 8).
+
+With a ReLU on the hidden layer (model kinds "privileged" and "abs") the m hidden neurons are
+the basis to read a model in. Neuron k's input weights are row k of the embedding (W, or W1 of
+the computation model); everything here is computed from stored weights, never by training.
+
+Settings (module constants, so that a changed rule relabels stored results on `toysuper plot`):
+  CARRY      neuron k carries feature i when |W_ki| >= CARRY * ||W_k||. At 0.3 a carried feature
+             holds at least 9% of the neuron's squared weight; a neuron that carries exactly one
+             feature has monosemanticity >= sqrt(1 - (n-1) * 0.09) or so, and is monosemantic.
+  DEAD       a neuron is dead when it can never fire: its largest weight the data can switch on
+             (any weight for signed inputs, a positive one for inputs >= 0) is below DEAD times
+             the model's largest neuron norm. Dead neurons carry nothing.
+  ASYMMETRY  the asymmetric superposition motif needs its two features' weights on the shared
+             neuron to differ by at least this factor in magnitude.
+  CANCEL     ... and the other neurons that fire with the big feature must remove at least this
+             fraction of its interference on the small feature's output.
+  COMPUTED   a feature counts as computed when its expected squared error is below this fraction
+             of the error of predicting 0 for it.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from toysuper import data, models
+from toysuper.config import ConfigError
+
+CARRY = 0.3
+DEAD = 0.01
+ASYMMETRY = 1.5
+CANCEL = 0.5
+COMPUTED = 0.2
+
+
+def monosemanticity(W) -> np.ndarray:
+    """max_i |W_ki| / ||W_k|| for every neuron (row) k of W; 0 for a zero row."""
+    W = np.asarray(W, float)
+    norm = np.linalg.norm(W, axis=1)
+    return np.where(norm > 0, np.abs(W).max(axis=1) / np.where(norm > 0, norm, 1.0), 0.0)
+
+
+def carried(W) -> np.ndarray:
+    """m x n booleans: neuron k carries feature i (|W_ki| >= CARRY ||W_k||, W_k not zero)."""
+    W = np.asarray(W, float)
+    norm = np.linalg.norm(W, axis=1, keepdims=True)
+    return (np.abs(W) >= CARRY * norm) & (norm > 0)
+
+
+def dead(W, signed: bool) -> np.ndarray:
+    """Neurons that never fire: no weight the data can switch on (see the module docstring)."""
+    W = np.asarray(W, float)
+    scale = np.linalg.norm(W, axis=1).max(initial=0.0)
+    reach = np.abs(W).max(axis=1) if signed else np.clip(W, 0, None).max(axis=1)
+    return reach <= DEAD * scale
+
+
+def neuron_rows(W, signed: bool) -> pd.DataFrame:
+    """One row per neuron of one model: its monosemanticity, top feature and carried features."""
+    W = np.asarray(W, float)
+    off = dead(W, signed)
+    carry = carried(W) & ~off[:, None]
+    top = np.abs(W).argmax(axis=1)
+    return pd.DataFrame({
+        "neuron": np.arange(W.shape[0]),
+        "norm": np.linalg.norm(W, axis=1),
+        "monosemanticity": monosemanticity(W),
+        "top_feature": top,
+        "top_weight": W[np.arange(W.shape[0]), top],
+        "features": carry.sum(axis=1),
+        "monosemantic": carry.sum(axis=1) == 1,
+        "dead": off,
+    })
+
+
+def _neuron_models(res) -> list[int]:
+    has = res.models["kind"].map(lambda k: models.MODELS[k].neurons)
+    if not has.any():
+        kinds = [k for k, s in models.MODELS.items() if s.neurons]
+        raise ConfigError(f"neuron tables need a model with a ReLU hidden layer (model.kind in "
+                          f"{kinds}); this sweep has {sorted(set(res.models['kind']))}")
+    return [int(m) for m in res.models.loc[has, "model"]]
+
+
+def table(res) -> pd.DataFrame:
+    """neurons.parquet: one row per (model, neuron) of every model with a privileged basis."""
+    rows = []
+    for model in _neuron_models(res):
+        law = res.models.set_index("model").at[model, "law"]
+        rows.append(neuron_rows(res.W(model), signed=law == "signed").assign(model=model))
+    df = pd.concat(rows, ignore_index=True)
+    return df[["model"] + [c for c in df.columns if c != "model"]]
+
+
+def motifs_of(W1, W2) -> pd.DataFrame:
+    """Asymmetric superposition motifs of one computation model (y = ReLU(W2 ReLU(W1 x) + b)).
+
+    A motif is a neuron k whose two largest input weights belong to features i ("big") and j
+    ("small") with opposite signs and |W1_ki| >= ASYMMETRY |W1_kj|, which writes to the small
+    feature's output (W2_jk > 0). Whenever i is active with the sign that fires k, k then leaks
+    W2_jk |W1_ki| |x_i| into y_j; the motif is complete when the other neurons firing on that
+    same sign of x_i write back at least CANCEL of it negatively into y_j. The neuron doing most
+    of the cancelling is reported as `canceller`.
+    """
+    W1, W2 = np.asarray(W1, float), np.asarray(W2, float)
+    off = dead(W1, signed=True)
+    carry = carried(W1)
+    rows = []
+    for k in np.flatnonzero(~off):
+        order = np.argsort(-np.abs(W1[k]))
+        i, j = int(order[0]), int(order[1])
+        big, small = W1[k, i], W1[k, j]
+        if not (carry[k, i] and carry[k, j]) or big * small >= 0:
+            continue
+        if abs(big) < ASYMMETRY * abs(small) or W2[j, k] <= 0:
+            continue
+        leak = W2[j, k] * abs(big)
+        fires = (np.sign(W1[:, i]) == np.sign(big)) & ~off
+        fires[k] = False
+        back = np.where(fires, W2[j, :] * np.abs(W1[:, i]), 0.0)  # each neuron's write into y_j
+        cancelled = -back.sum() / leak
+        if cancelled < CANCEL:
+            continue
+        rows.append({"neuron": int(k), "big_feature": i, "small_feature": j, "big_weight": big,
+                     "small_weight": small, "ratio": abs(big / small),
+                     "canceller": int(np.argmin(back)), "cancelled": cancelled})
+    return pd.DataFrame(rows, columns=["neuron", "big_feature", "small_feature", "big_weight",
+                                       "small_weight", "ratio", "canceller", "cancelled"])
+
+
+def motifs(res) -> pd.DataFrame:
+    """motifs.parquet: every asymmetric superposition motif of every computation model."""
+    ids = [m for m in _neuron_models(res) if "W2" in res.params(m)]
+    if not ids:
+        raise ConfigError("the motif table needs computation models (model.kind = 'abs'); "
+                          f"this sweep has {sorted(set(res.models['kind']))}")
+    frames = [motifs_of(res.params(m)["W1"], res.params(m)["W2"]).assign(model=m) for m in ids]
+    df = pd.concat(frames, ignore_index=True)
+    df["model"] = df["model"].astype(int)
+    return df[["model"] + [c for c in df.columns if c != "model"]]
+
+
+# --- which features a model computes -------------------------------------------------------
+
+# E[u^2] of an active magnitude: 1/3 for U[0, 1] and for U[-1, 1] alike.
+MEAN_SQUARE = {"uniform": 1 / 3, "signed": 1 / 3}
+
+
+@functools.partial(jax.jit, static_argnums=(0, 4, 5))
+def _feature_errors(kind, params, p_N, key, batch, law):
+    """E[(target_i - y_i)^2] for every feature i, split on whether x_i is active.
+
+    A plain sample at density 0.001 sees feature i active a handful of times, so each feature is
+    scored on one batch with x_i forced on and one with it forced off (the others drawn as usual),
+    weighted by p_i and 1 - p_i.
+    """
+    spec = models.MODELS[kind]
+    n = p_N.shape[0]
+    net = spec.build(n, params[spec.embed].shape[0])
+    k_x, k_i = jax.random.split(key)
+    x = data.sample(k_x, p_N, batch, law)
+    on = data.LAWS[law](k_i, (batch,))
+
+    def one(i):
+        def err(xi):
+            xs = x.at[:, i].set(xi)
+            y = jax.vmap(lambda v: net.apply({"params": params}, v))(xs)
+            return jnp.mean((spec.target(xs[:, i]) - y[:, i]) ** 2)
+        return p_N[i] * err(on) + (1 - p_N[i]) * err(jnp.zeros(batch))
+
+    return jax.lax.map(one, jnp.arange(n))
+
+
+def computation(res, batch: int = 4096) -> pd.DataFrame:
+    """computation.parquet: per (model, feature), its error, the error of predicting 0, computed."""
+    frames = []
+    laws = res.models.set_index("model")["law"]
+    for model, f in res.features.groupby("model", sort=True):
+        model, law = int(model), laws[model]
+        p = f["density"].to_numpy()
+        params = {k: jnp.asarray(v) for k, v in res.params(model).items()}
+        err = np.asarray(_feature_errors(res.kind(model), params, jnp.asarray(p, jnp.float32),
+                                         jax.random.PRNGKey(model), batch, law), float)
+        zero = p * MEAN_SQUARE[law]
+        frames.append(pd.DataFrame({"model": model, "feature": f["feature"].to_numpy(),
+                                    "error": err, "zero_error": zero, "relative": err / zero,
+                                    "computed": err < COMPUTED * zero}))
+    return pd.concat(frames, ignore_index=True)
