@@ -18,13 +18,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import colors, gridspec  # noqa: E402
 
-from toysuper import phase, theory  # noqa: E402
+from toysuper import neurons, phase, theory  # noqa: E402
 from toysuper.config import ConfigError  # noqa: E402
 
 DPI = 120
-KIND_ORDER = ("linear", "relu")
+KIND_ORDER = ("linear", "relu", "privileged", "abs")
 REPRESENTED = 0.5  # a feature counts as represented when ||W_i|| exceeds this
-KIND_TITLE = {"linear": "linear model", "relu": "ReLU output model"}
+KIND_TITLE = {"linear": "linear model", "relu": "ReLU output model",
+              "privileged": "ReLU hidden layer", "abs": "computation model (|x|)"}
 
 
 def best_models(models, by):
@@ -239,11 +240,100 @@ def _phase_key(ax):
     ax.set_title("colour key", fontsize=9)
 
 
+def _derived(res, name, make):
+    return res.derived[name] if name in res.derived else make(res)
+
+
+def _neuron_bars(ax, W, order, cmap, fnorm):
+    """Stacked bars of each neuron's input weights, positive up and negative down, by feature."""
+    x = np.arange(len(order))
+    for sign in (1, -1):
+        base = np.zeros(len(order))
+        for i in range(W.shape[1]):  # feature 0 nearest the axis, the rest stacked outward
+            h = np.clip(sign * W[order, i], 0, None) * sign
+            ax.bar(x, h, bottom=base, width=0.8, color=cmap(fnorm(i)), linewidth=0)
+            base += h
+    ax.axhline(0, color="k", lw=0.6)
+
+
+def neuron_weights(res):
+    """Sections 7 and 8: per density, every neuron's feature weights, sorted by monosemanticity."""
+    t = _derived(res, "neurons", neurons.table)
+    best = best_models(res.models[res.models["model"].isin(t["model"])], ["kind", "density"])
+    best = best.sort_values(["kind", "density"], ascending=[True, False])
+    m, n = int(best["n_hidden"].max()), int(best["n_features"].max())
+    wide = m > 12  # many neurons: one row per density, else one column per density
+    k = len(best)
+    rows, cols = (k, 1) if wide else (1, k)
+    size = (min(0.22 * m + 2.5, 14), 1.9 * k + 0.8) if wide else (1.9 * k + 1.4, 3.6)
+    fig, axes = plt.subplots(rows, cols, figsize=size, squeeze=False, dpi=DPI, layout="constrained")
+    cmap, fnorm = plt.get_cmap("turbo"), colors.Normalize(0, max(n - 1, 1))
+    lim = 0
+    for ax, (_, row) in zip(axes.ravel(), best.iterrows()):
+        model = int(row["model"])
+        W = res.W(model)
+        nt = t[t["model"] == model].set_index("neuron")
+        order = nt.sort_values(["monosemantic", "monosemanticity"], ascending=False).index.to_numpy()
+        _neuron_bars(ax, W, order, cmap, fnorm)
+        lim = max(lim, np.clip(W, 0, None).sum(axis=1).max(), np.clip(-W, 0, None).sum(axis=1).max())
+        mono = int(nt["monosemantic"].sum())
+        label = f"1-S = {row['density']:.3g}: {mono}/{m} monosemantic, loss {row['loss']:.2g}"
+        ax.set_xticks(np.arange(m), [str(int(v)) for v in order], fontsize=6 if m > 12 else 8)
+        if wide:
+            ax.set_ylabel("weight", fontsize=8)
+            ax.set_title(label, fontsize=9, loc="left")
+        else:
+            ax.set_title(label.replace(": ", "\n", 1).replace(", loss", "\nloss"), fontsize=8)
+            ax.set_xlabel("neuron", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.ravel():
+        ax.set_ylim(-lim * 1.05, lim * 1.05)
+    fig.colorbar(plt.cm.ScalarMappable(norm=fnorm, cmap=cmap), ax=axes, shrink=0.7 if wide else 0.9,
+                 label="feature i (0 = most important)")
+    kind = KIND_TITLE.get(best["kind"].iloc[0], best["kind"].iloc[0])
+    fig.suptitle(f"{res.config.get('name', '')}: input weights of each neuron, {kind}, n={n}, m={m}\n"
+                 f"bars stacked by feature, positive up, negative down; neurons sorted by "
+                 f"monosemanticity (monosemantic first)", fontsize=9)
+    return fig
+
+
+def computed_features(res):
+    """Section 8: how many features a model computes, and how monosemantic its neurons are."""
+    comp = _derived(res, "computation", neurons.computation)
+    t = _derived(res, "neurons", neurons.table)
+    per = comp.groupby("model")["computed"].sum().rename("computed")
+    mono = t.groupby("model")["monosemantic"].mean().rename("mono")
+    df = res.models.set_index("model").join([per, mono])
+    best = best_models(df.reset_index(), ["kind", "density"]).sort_values("density")
+    n, m = int(df["n_features"].max()), int(df["n_hidden"].max())
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9.5, 3.8), dpi=DPI, layout="constrained")
+    ax.scatter(df["density"], df["computed"], s=10, color="0.7", label="every seed", zorder=2)
+    ax.plot(best["density"], best["computed"], "o-", color="C3", label="best seed", zorder=3)
+    for y, text in ((m / 2, "m/2: a neuron pair per feature"), (m, "m: one neuron per feature"),
+                    (n, "n: every feature")):
+        ax.axhline(y, color="0.5", lw=0.7, ls="--")
+        ax.text(df["density"].max(), y, text, fontsize=7, ha="right", va="bottom", color="0.3")
+    ax.set(xscale="log", xlabel="feature density 1-S", ylim=(0, n * 1.08),
+           ylabel=f"features computed (error < {neurons.COMPUTED:g} x predicting 0)",
+           title="features computed")
+    ax.invert_xaxis()
+    ax.legend(fontsize=7, loc="center left")
+    ax2.plot(best["density"], best["mono"], "o-", color="C0")
+    ax2.set(xscale="log", xlabel="feature density 1-S", ylim=(-0.03, 1.03),
+            ylabel="fraction of neurons monosemantic", title="monosemantic neurons (best seed)")
+    ax2.invert_xaxis()
+    fig.suptitle(f"{res.config.get('name', '')}: computation in superposition, n={n}, m={m} "
+                 f"(sparser to the right)", fontsize=10)
+    return fig
+
+
 FIGURES = {
     "feature_plane": feature_plane,
     "superposition_grid": superposition_grid,
     "loss_curves": loss_curves,
     "phase_diagram": phase_diagram,
+    "neuron_weights": neuron_weights,
+    "computed_features": computed_features,
 }
 
 

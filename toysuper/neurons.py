@@ -5,9 +5,11 @@ the basis to read a model in. Neuron k's input weights are row k of the embeddin
 the computation model); everything here is computed from stored weights, never by training.
 
 Settings (module constants, so that a changed rule relabels stored results on `toysuper plot`):
-  CARRY      neuron k carries feature i when |W_ki| >= CARRY * ||W_k||. At 0.3 a carried feature
-             holds at least 9% of the neuron's squared weight; a neuron that carries exactly one
-             feature has monosemanticity >= sqrt(1 - (n-1) * 0.09) or so, and is monosemantic.
+  CARRY      neuron k carries feature i when feature i alone can fire it with a weight of at
+             least CARRY * ||W_k||: |W_ki| for signed inputs, W_ki itself for inputs >= 0 (a
+             negative weight there only ever silences the neuron). At 0.3 a carried feature
+             holds at least 9% of the neuron's squared weight. A neuron is monosemantic when it
+             carries exactly one feature and that feature is its strongest (largest |W_ki|).
   DEAD       a neuron is dead when it can never fire: its largest weight the data can switch on
              (any weight for signed inputs, a positive one for inputs >= 0) is below DEAD times
              the model's largest neuron norm. Dead neurons carry nothing.
@@ -45,11 +47,11 @@ def monosemanticity(W) -> np.ndarray:
     return np.where(norm > 0, np.abs(W).max(axis=1) / np.where(norm > 0, norm, 1.0), 0.0)
 
 
-def carried(W) -> np.ndarray:
-    """m x n booleans: neuron k carries feature i (|W_ki| >= CARRY ||W_k||, W_k not zero)."""
+def carried(W, signed: bool) -> np.ndarray:
+    """m x n booleans: feature i alone fires neuron k with weight >= CARRY ||W_k|| (see above)."""
     W = np.asarray(W, float)
     norm = np.linalg.norm(W, axis=1, keepdims=True)
-    return (np.abs(W) >= CARRY * norm) & (norm > 0)
+    return ((np.abs(W) if signed else W) >= CARRY * norm) & (norm > 0)
 
 
 def dead(W, signed: bool) -> np.ndarray:
@@ -64,16 +66,17 @@ def neuron_rows(W, signed: bool) -> pd.DataFrame:
     """One row per neuron of one model: its monosemanticity, top feature and carried features."""
     W = np.asarray(W, float)
     off = dead(W, signed)
-    carry = carried(W) & ~off[:, None]
+    carry = carried(W, signed) & ~off[:, None]
     top = np.abs(W).argmax(axis=1)
+    count = carry.sum(axis=1)
     return pd.DataFrame({
         "neuron": np.arange(W.shape[0]),
         "norm": np.linalg.norm(W, axis=1),
         "monosemanticity": monosemanticity(W),
         "top_feature": top,
         "top_weight": W[np.arange(W.shape[0]), top],
-        "features": carry.sum(axis=1),
-        "monosemantic": carry.sum(axis=1) == 1,
+        "features": count,
+        "monosemantic": (count == 1) & carry[np.arange(W.shape[0]), top],
         "dead": off,
     })
 
@@ -109,7 +112,7 @@ def motifs_of(W1, W2) -> pd.DataFrame:
     """
     W1, W2 = np.asarray(W1, float), np.asarray(W2, float)
     off = dead(W1, signed=True)
-    carry = carried(W1)
+    carry = carried(W1, signed=True)
     rows = []
     for k in np.flatnonzero(~off):
         order = np.argsort(-np.abs(W1[k]))

@@ -1,0 +1,99 @@
+"""Neuron metrics, the asymmetric superposition motif detector and per-feature errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from toysuper import neurons, sweep
+from toysuper.config import ConfigError
+
+
+def test_monosemanticity_is_the_largest_weights_share_of_the_norm():
+    W = np.array([[3.0, -4.0, 0.0], [0.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    np.testing.assert_allclose(neurons.monosemanticity(W), [0.8, 0.0, 1.0])
+
+
+def test_a_neuron_only_silenced_by_its_strongest_feature_does_not_carry_it():
+    W = np.array([[-2.0, 0.9, 0.9, 0.0],   # fires for features 1 and 2, silenced by 0
+                  [1.0, 0.0, 0.1, 0.0],    # feature 0 alone
+                  [-1.0, -0.5, 0.0, 0.0],  # nothing switches it on for inputs >= 0
+                  [0.7, 0.7, 0.0, 0.0]])   # two features
+    rows = neurons.neuron_rows(W, signed=False)
+    assert rows["features"].tolist() == [2, 1, 0, 2]
+    assert rows["monosemantic"].tolist() == [False, True, False, False]
+    assert rows["dead"].tolist() == [False, False, True, False]
+    assert rows["top_feature"].tolist()[:2] == [0, 0] and rows["top_weight"][0] == -2.0
+    signed = neurons.neuron_rows(W, signed=True)  # a negative input fires on a negative weight
+    assert signed["features"].tolist() == [3, 1, 2, 2]
+    assert signed["monosemantic"].tolist() == [False, True, False, False]
+    assert not signed["dead"].any()
+
+
+def motif_model(cancel=-2.5, small=-0.4):
+    """Computes |x0| and |x1| with 4 neurons, x0+ and x1- sharing neuron 0 (the paper's motif).
+
+    Neuron 0 = ReLU(x0 + small x1) writes x0+ to y0 and, scaled up by 1/|small|, x1- to y1; when
+    x0 > 0 alone it leaks 2.5 x0 into y1, which neuron 1 = ReLU(x0) takes back (W2[1, 1] = cancel).
+    """
+    W1 = np.array([[1.0, small, 0.0], [1.0, 0.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    W2 = np.zeros((3, 4))
+    W2[0, 0], W2[1, 0] = 1.0, 1 / abs(small)
+    W2[1, 1] = cancel
+    W2[0, 2] = W2[1, 3] = 1.0
+    return W1, W2
+
+
+def test_the_motif_detector_finds_a_hand_built_motif():
+    W1, W2 = motif_model()
+    found = neurons.motifs_of(W1, W2)
+    assert len(found) == 1
+    row = found.iloc[0]
+    assert (row["neuron"], row["big_feature"], row["small_feature"], row["canceller"]) == (0, 0, 1, 1)
+    assert row["ratio"] == pytest.approx(2.5) and row["cancelled"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("W1, W2", [
+    (np.vstack([np.eye(3), -np.eye(3)]), np.hstack([np.eye(3), np.eye(3)])),  # monosemantic
+    motif_model(cancel=0.0),        # the leak is left in place: no motif
+    motif_model(cancel=-0.5),       # 20% cancelled, under CANCEL
+    motif_model(small=-0.8),        # weights 1 and -0.8: not asymmetric enough
+])
+def test_the_motif_detector_finds_none_where_there_is_none(W1, W2):
+    assert neurons.motifs_of(W1, W2).empty
+
+
+def _errors(kind, W, p, law="signed"):
+    params = {k: jnp.asarray(v, jnp.float32) for k, v in W.items()}
+    return np.asarray(neurons._feature_errors(kind, params, jnp.full(3, p, jnp.float32),
+                                              jax.random.PRNGKey(0), 8192, law))
+
+
+def test_feature_errors_match_the_exact_answers():
+    p = 0.01
+    eye = np.eye(3)
+    exact = {"W1": np.vstack([eye, -eye]), "W2": np.hstack([eye, eye]), "b": np.zeros(3)}
+    half = {"W1": eye, "W2": eye, "b": np.zeros(3)}  # ReLU(x): right for x > 0 only
+    zero = {"W1": np.zeros((3, 3)), "W2": np.zeros((3, 3)), "b": np.zeros(3)}
+    np.testing.assert_allclose(_errors("abs", exact, p), 0.0, atol=1e-9)
+    # E[x^2; x < 0] = p/6 and E[x^2] = p/3 for active magnitudes U[-1, 1]; 8192 draws: ~2% error
+    np.testing.assert_allclose(_errors("abs", half, p), p / 6, rtol=0.08)
+    np.testing.assert_allclose(_errors("abs", zero, p), p / 3, rtol=0.05)
+
+
+def test_the_computation_model_with_m_2n_learns_abs_of_every_feature(tmp_path):
+    cfg = {"name": "abs2n", "model": {"kind": "abs", "n_features": 4, "n_hidden": 8},
+           "data": {"law": "signed", "density": 1.0}, "tables": ["computation", "neurons"],
+           "train": {"steps": 3000, "batch": 256, "log_every": 100, "eval_batch": 1024, "lr": 1e-2}}
+    res = sweep.run(cfg, out=tmp_path / "r", progress=False)
+    comp = res.derived["computation"]
+    assert (comp["relative"] < 1e-3).all(), comp
+    assert comp["computed"].all()
+    # each neuron computes one sign of one feature: x+ and x- of every feature
+    t = res.derived["neurons"]
+    assert t["monosemantic"].all() and sorted(t["top_feature"]) == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+def test_the_computation_model_needs_signed_inputs():
+    with pytest.raises(ConfigError, match="data.law = 'signed'"):
+        sweep.config.resolve({"model": {"kind": "abs"}})
