@@ -327,6 +327,56 @@ def computed_features(res):
     return fig
 
 
+def asymmetric_motif(res):
+    """Section 8: how often the asymmetric superposition motif appears, and one instance of it."""
+    found = _derived(res, "motifs", neurons.motifs)
+    abs_models = res.models[res.models["kind"] == "abs"].set_index("model")
+    counts = found.groupby("model").size().reindex(abs_models.index, fill_value=0)
+    fig = plt.figure(figsize=(13, 4.2), dpi=DPI, layout="constrained")
+    gs = fig.add_gridspec(1, 3, width_ratios=[0.8, 1, 1])
+    ax = fig.add_subplot(gs[0])
+    dens = abs_models["density"]
+    jitter = np.exp(np.random.default_rng(0).uniform(-0.08, 0.08, len(dens)))
+    ax.scatter(dens * jitter, counts, s=14, color="0.55", label="one model (seed)", zorder=2)
+    mean = counts.groupby(dens).mean()
+    ax.plot(mean.index, mean.to_numpy(), "o-", color="C3", label="mean over seeds", zorder=3)
+    ax.set(xscale="log", xlabel="feature density 1-S", ylabel="motifs per model",
+           title="asymmetric superposition motifs")
+    ax.invert_xaxis()
+    ax.legend(fontsize=7)
+    if found.empty:
+        fig.add_subplot(gs[1:]).axis("off")
+        fig.suptitle(f"{res.config.get('name', '')}: no asymmetric superposition motif found "
+                     f"in {len(abs_models)} models", fontsize=10)
+        return fig
+    ex = found.sort_values("cancelled", ascending=False).iloc[0]  # the clearest instance
+    model = int(ex["model"])
+    p = res.params(model)
+    k, c, i, j = (int(ex[key]) for key in ("neuron", "canceller", "big_feature", "small_feature"))
+    # the motif's circuit: input weights of the two neurons on the two features, and output
+    # weights of the two neurons into the two features' outputs, with their values written in
+    blocks = (("input weights W1[neuron, feature]", p["W1"][np.ix_([k, c], [i, j])]),
+              ("output weights W2[feature, neuron]$^T$", p["W2"][np.ix_([i, j], [k, c])].T))
+    for slot, (name, M) in enumerate(blocks, start=1):
+        ax = fig.add_subplot(gs[slot])
+        scale = colors.Normalize(-np.abs(M).max(), np.abs(M).max())
+        ax.imshow(M, cmap="RdBu_r", norm=scale)
+        for (r, col), v in np.ndenumerate(M):
+            ax.text(col, r, f"{v:+.2f}", ha="center", va="center", fontsize=11,
+                    color="w" if abs(v) > 0.6 * np.abs(M).max() else "k")
+        ax.set_yticks([0, 1], [f"shared neuron {k}", f"cancelling neuron {c}"], fontsize=8)
+        ax.set_xticks([0, 1], [f"big feature {i}", f"small feature {j}"], fontsize=8)
+        ax.set_title(name, fontsize=9)
+    row = abs_models.loc[model]
+    fig.suptitle(
+        f"{res.config.get('name', '')}: model {model} (1-S = {row['density']:.3g}, seed "
+        f"{int(row['seed'])}): neuron {k} = ReLU({ex['big_weight']:.2f} x{i} "
+        f"{ex['small_weight']:+.2f} x{j} + ...) computes part of |x{i}| and |x{j}|;\n"
+        f"when x{i} fires it alone, it leaks into y{j}, and neuron {c} (with the other neurons firing "
+        f"on x{i}) takes back {ex['cancelled']:.0%} of that leak", fontsize=9)
+    return fig
+
+
 FIGURES = {
     "feature_plane": feature_plane,
     "superposition_grid": superposition_grid,
@@ -334,6 +384,7 @@ FIGURES = {
     "phase_diagram": phase_diagram,
     "neuron_weights": neuron_weights,
     "computed_features": computed_features,
+    "asymmetric_motif": asymmetric_motif,
 }
 
 

@@ -14,7 +14,9 @@ Settings (module constants, so that a changed rule relabels stored results on `t
              (any weight for signed inputs, a positive one for inputs >= 0) is below DEAD times
              the model's largest neuron norm. Dead neurons carry nothing.
   ASYMMETRY  the asymmetric superposition motif needs its two features' weights on the shared
-             neuron to differ by at least this factor in magnitude.
+             neuron to differ by at least this factor in magnitude;
+  GAIN       ... the shared neuron to pass at least this much of each feature to its output
+             (W2_ik |W1_ki| for feature i), so that it computes part of both;
   CANCEL     ... and the other neurons that fire with the big feature must remove at least this
              fraction of its interference on the small feature's output.
   COMPUTED   a feature counts as computed when its expected squared error is below this fraction
@@ -36,6 +38,7 @@ from toysuper.config import ConfigError
 CARRY = 0.3
 DEAD = 0.01
 ASYMMETRY = 1.5
+GAIN = 0.3
 CANCEL = 0.5
 COMPUTED = 0.2
 
@@ -104,8 +107,8 @@ def motifs_of(W1, W2) -> pd.DataFrame:
     """Asymmetric superposition motifs of one computation model (y = ReLU(W2 ReLU(W1 x) + b)).
 
     A motif is a neuron k whose two largest input weights belong to features i ("big") and j
-    ("small") with opposite signs and |W1_ki| >= ASYMMETRY |W1_kj|, which writes to the small
-    feature's output (W2_jk > 0). Whenever i is active with the sign that fires k, k then leaks
+    ("small") with opposite signs and |W1_ki| >= ASYMMETRY |W1_kj|, and which computes part of
+    both features' outputs (gains W2_ik |W1_ki| and W2_jk |W1_kj| of at least GAIN). Whenever i is active with the sign that fires k, k then leaks
     W2_jk |W1_ki| |x_i| into y_j; the motif is complete when the other neurons firing on that
     same sign of x_i write back at least CANCEL of it negatively into y_j. The neuron doing most
     of the cancelling is reported as `canceller`.
@@ -120,7 +123,7 @@ def motifs_of(W1, W2) -> pd.DataFrame:
         big, small = W1[k, i], W1[k, j]
         if not (carry[k, i] and carry[k, j]) or big * small >= 0:
             continue
-        if abs(big) < ASYMMETRY * abs(small) or W2[j, k] <= 0:
+        if abs(big) < ASYMMETRY * abs(small) or min(W2[i, k] * abs(big), W2[j, k] * abs(small)) < GAIN:
             continue
         leak = W2[j, k] * abs(big)
         fires = (np.sign(W1[:, i]) == np.sign(big)) & ~off
