@@ -34,3 +34,13 @@ def test_mixed_shapes_are_stored_padded_and_unpadded_on_read(tiny, tmp_path):
     assert res.weights["W"].shape == (3, 3, 5)
     assert [res.W(i).shape for i in range(3)] == [(1, 5), (2, 5), (3, 5)]
     assert np.all(res.weights["W"][0, 1:] == 0)
+
+
+def test_kinds_with_different_parameters_share_one_results_directory(tiny, tmp_path):
+    cfg = dict(tiny, data={"law": "signed"}, sweep={"model.kind": ["relu", "abs"]})
+    res = toysuper.run(cfg, out=tmp_path / "r", progress=False)
+    assert set(res.params(0)) == {"W", "b"} and set(res.params(1)) == {"W1", "W2", "b"}
+    np.testing.assert_array_equal(res.W(1), res.params(1)["W1"])  # the abs model's embedding
+    f = res.features[res.features["model"] == 1]
+    np.testing.assert_allclose(f["norm"], metrics.norms(res.params(1)["W1"]), rtol=1e-6)
+    assert res.params(1)["W2"].shape == (5, 2)
