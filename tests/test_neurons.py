@@ -83,7 +83,8 @@ def test_feature_errors_match_the_exact_answers():
 
 def test_the_computation_model_with_m_2n_learns_abs_of_every_feature(tmp_path):
     cfg = {"name": "abs2n", "model": {"kind": "abs", "n_features": 4, "n_hidden": 8},
-           "data": {"law": "signed", "density": 1.0}, "tables": ["computation", "neurons"],
+           "data": {"law": "signed", "density": 1.0}, "tables": ["computation", "neurons", "motifs"],
+           "figures": ["neuron_weights", "computed_features", "asymmetric_motif"],
            "train": {"steps": 3000, "batch": 256, "log_every": 100, "eval_batch": 1024, "lr": 1e-2}}
     res = sweep.run(cfg, out=tmp_path / "r", progress=False)
     comp = res.derived["computation"]
@@ -92,6 +93,8 @@ def test_the_computation_model_with_m_2n_learns_abs_of_every_feature(tmp_path):
     # each neuron computes one sign of one feature: x+ and x- of every feature
     t = res.derived["neurons"]
     assert t["monosemantic"].all() and sorted(t["top_feature"]) == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert res.derived["motifs"].empty  # no neuron is shared, so no motif
+    assert len(list((tmp_path / "r" / "figures").glob("*.png"))) == 3
 
 
 def test_the_computation_model_needs_signed_inputs():
