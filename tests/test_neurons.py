@@ -1,8 +1,8 @@
 """Neuron metrics, the asymmetric superposition motif detector and per-feature errors."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 
 from toysuper import neurons, sweep
@@ -64,9 +64,16 @@ def test_the_motif_detector_finds_none_where_there_is_none(W1, W2):
 
 
 def _errors(kind, W, p, law="signed"):
+    """(error, signs computed) per feature of a hand-built 3-feature model at density p."""
     params = {k: jnp.asarray(v, jnp.float32) for k, v in W.items()}
-    return np.asarray(neurons._feature_errors(kind, params, jnp.full(3, p, jnp.float32),
-                                              jax.random.PRNGKey(0), 8192, law))
+    class Res:  # the parts of store.Results that neurons.computation reads
+        models = pd.DataFrame({"model": [0], "law": [law]})
+        features = pd.DataFrame({"model": 0, "feature": range(3), "density": p})
+        kind = staticmethod(lambda model: kind)
+        params = staticmethod(lambda model: params)
+
+    t = neurons.computation(Res(), batch=8192)
+    return t["error"].to_numpy(), t["signs"].to_numpy()
 
 
 def test_feature_errors_match_the_exact_answers():
@@ -75,10 +82,16 @@ def test_feature_errors_match_the_exact_answers():
     exact = {"W1": np.vstack([eye, -eye]), "W2": np.hstack([eye, eye]), "b": np.zeros(3)}
     half = {"W1": eye, "W2": eye, "b": np.zeros(3)}  # ReLU(x): right for x > 0 only
     zero = {"W1": np.zeros((3, 3)), "W2": np.zeros((3, 3)), "b": np.zeros(3)}
-    np.testing.assert_allclose(_errors("abs", exact, p), 0.0, atol=1e-9)
+    error, signs = _errors("abs", exact, p)
+    np.testing.assert_allclose(error, 0.0, atol=1e-9)
+    assert signs.tolist() == [2, 2, 2]
     # E[x^2; x < 0] = p/6 and E[x^2] = p/3 for active magnitudes U[-1, 1]; 8192 draws: ~2% error
-    np.testing.assert_allclose(_errors("abs", half, p), p / 6, rtol=0.08)
-    np.testing.assert_allclose(_errors("abs", zero, p), p / 3, rtol=0.05)
+    error, signs = _errors("abs", half, p)
+    np.testing.assert_allclose(error, p / 6, rtol=0.08)
+    assert signs.tolist() == [1, 1, 1]
+    error, signs = _errors("abs", zero, p)
+    np.testing.assert_allclose(error, p / 3, rtol=0.05)
+    assert signs.tolist() == [0, 0, 0]
 
 
 def test_the_computation_model_with_m_2n_learns_abs_of_every_feature(tmp_path):

@@ -301,23 +301,28 @@ def computed_features(res):
     """Section 8: how many features a model computes, and how monosemantic its neurons are."""
     comp = _derived(res, "computation", neurons.computation)
     t = _derived(res, "neurons", neurons.table)
-    per = comp.groupby("model")["computed"].sum().rename("computed")
-    mono = t.groupby("model")["monosemantic"].mean().rename("mono")
-    df = res.models.set_index("model").join([per, mono])
+    per = pd.DataFrame({"computed": comp.groupby("model")["computed"].sum(),
+                        "one_sign": comp.assign(one=comp["signs"] == 1).groupby("model")["one"].sum(),
+                        "mono": t.groupby("model")["monosemantic"].mean()})
+    df = res.models.set_index("model").join(per)
     best = best_models(df.reset_index(), ["kind", "density"]).sort_values("density")
     n, m = int(df["n_features"].max()), int(df["n_hidden"].max())
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9.5, 3.8), dpi=DPI, layout="constrained")
-    ax.scatter(df["density"], df["computed"], s=10, color="0.7", label="every seed", zorder=2)
-    ax.plot(best["density"], best["computed"], "o-", color="C3", label="best seed", zorder=3)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4.0), dpi=DPI, layout="constrained")
+    for col, colour, label in (("computed", "C3", "|x| computed (both signs)"),
+                               ("one_sign", "C1", "one sign only (ReLU(x) or ReLU(-x))")):
+        ax.scatter(df["density"], df[col], s=9, color=colour, alpha=0.35, zorder=2)
+        ax.plot(best["density"], best[col], "o-", color=colour, label=f"{label}, best seed", zorder=3)
+    ax.scatter([], [], s=9, color="0.5", alpha=0.5, label="every seed")
     for y, text in ((m / 2, "m/2: a neuron pair per feature"), (m, "m: one neuron per feature"),
                     (n, "n: every feature")):
         ax.axhline(y, color="0.5", lw=0.7, ls="--")
-        ax.text(df["density"].max(), y, text, fontsize=7, ha="right", va="bottom", color="0.3")
+        ax.text(0.99, y, text, fontsize=7, ha="right", va="bottom", color="0.3",
+                transform=ax.get_yaxis_transform())
     ax.set(xscale="log", xlabel="feature density 1-S", ylim=(0, n * 1.08),
-           ylabel=f"features computed (error < {neurons.COMPUTED:g} x predicting 0)",
+           ylabel=f"features (error < {neurons.COMPUTED:g} x predicting 0, per sign)",
            title="features computed")
     ax.invert_xaxis()
-    ax.legend(fontsize=7, loc="center left")
+    ax.legend(fontsize=7, loc="upper left")
     ax2.plot(best["density"], best["mono"], "o-", color="C0")
     ax2.set(xscale="log", xlabel="feature density 1-S", ylim=(-0.03, 1.03),
             ylabel="fraction of neurons monosemantic", title="monosemantic neurons (best seed)")

@@ -20,7 +20,7 @@ Settings (module constants, so that a changed rule relabels stored results on `t
   CANCEL     ... and the other neurons that fire with the big feature must remove at least this
              fraction of its interference on the small feature's output.
   COMPUTED   a feature counts as computed when its expected squared error is below this fraction
-             of the error of predicting 0 for it.
+             of the error of predicting 0 for it; for signed inputs, each sign of it separately.
 """
 
 from __future__ import annotations
@@ -159,41 +159,57 @@ MEAN_SQUARE = {"uniform": 1 / 3, "signed": 1 / 3}
 
 @functools.partial(jax.jit, static_argnums=(0, 4, 5))
 def _feature_errors(kind, params, p_N, key, batch, law):
-    """E[(target_i - y_i)^2] for every feature i, split on whether x_i is active.
+    """n x 3: E[(target_i - y_i)^2] given x_i active and positive, active and negative, inactive.
 
     A plain sample at density 0.001 sees feature i active a handful of times, so each feature is
-    scored on one batch with x_i forced on and one with it forced off (the others drawn as usual),
-    weighted by p_i and 1 - p_i.
+    scored on batches with x_i forced to +|u|, to -|u| and to 0 (the others drawn as usual).
     """
     spec = models.MODELS[kind]
     n = p_N.shape[0]
     net = spec.build(n, params[spec.embed].shape[0])
     k_x, k_i = jax.random.split(key)
     x = data.sample(k_x, p_N, batch, law)
-    on = data.LAWS[law](k_i, (batch,))
+    mag = jnp.abs(data.LAWS[law](k_i, (batch,)))
 
     def one(i):
         def err(xi):
             xs = x.at[:, i].set(xi)
             y = jax.vmap(lambda v: net.apply({"params": params}, v))(xs)
             return jnp.mean((spec.target(xs[:, i]) - y[:, i]) ** 2)
-        return p_N[i] * err(on) + (1 - p_N[i]) * err(jnp.zeros(batch))
+        return jnp.stack([err(mag), err(-mag), err(jnp.zeros(batch))])
 
     return jax.lax.map(one, jnp.arange(n))
 
 
 def computation(res, batch: int = 4096) -> pd.DataFrame:
-    """computation.parquet: per (model, feature), its error, the error of predicting 0, computed."""
+    """computation.parquet: how well each model computes each feature's target.
+
+    Per (model, feature): `error`, the expected squared error of its output; `zero_error`, that of
+    predicting 0 (p_i E[u^2]); `relative`, their ratio. For signed inputs the error is also split
+    by the sign of x_i (`error_pos`, `error_neg`; the error while x_i is inactive is shared
+    equally), since a ReLU neuron computes |x| one sign at a time: `signs` counts the signs whose
+    error is under COMPUTED times their share of `zero_error`, and `computed` means all of them.
+    A feature computed for one sign only has `relative` near 0.5.
+    """
     frames = []
     laws = res.models.set_index("model")["law"]
     for model, f in res.features.groupby("model", sort=True):
         model, law = int(model), laws[model]
         p = f["density"].to_numpy()
         params = {k: jnp.asarray(v) for k, v in res.params(model).items()}
-        err = np.asarray(_feature_errors(res.kind(model), params, jnp.asarray(p, jnp.float32),
-                                         jax.random.PRNGKey(model), batch, law), float)
+        e_pos, e_neg, e_off = np.asarray(_feature_errors(
+            res.kind(model), params, jnp.asarray(p, jnp.float32), jax.random.PRNGKey(model),
+            batch, law), float).T
         zero = p * MEAN_SQUARE[law]
+        if law == "signed":
+            halves = [p / 2 * e + (1 - p) / 2 * e_off for e in (e_pos, e_neg)]
+            error, signs = halves[0] + halves[1], sum((h < COMPUTED * zero / 2) for h in halves)
+            pos, neg, both = halves[0], halves[1], 2
+        else:  # magnitudes >= 0: one sign, nothing to split
+            error = p * e_pos + (1 - p) * e_off
+            signs, pos, neg, both = (error < COMPUTED * zero).astype(int), error, np.nan, 1
         frames.append(pd.DataFrame({"model": model, "feature": f["feature"].to_numpy(),
-                                    "error": err, "zero_error": zero, "relative": err / zero,
-                                    "computed": err < COMPUTED * zero}))
+                                    "error": error, "zero_error": zero, "relative": error / zero,
+                                    "error_pos": pos, "error_neg": neg, "signs": signs,
+                                    "computed": signs == both}))
     return pd.concat(frames, ignore_index=True)
