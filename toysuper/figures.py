@@ -275,19 +275,27 @@ def neuron_weights(res):
         nt = t[t["model"] == model].set_index("neuron")
         order = nt.sort_values(["monosemantic", "monosemanticity"], ascending=False).index.to_numpy()
         _neuron_bars(ax, W, order, cmap, fnorm)
-        lim = max(lim, np.clip(W, 0, None).sum(axis=1).max(), np.clip(-W, 0, None).sum(axis=1).max())
+        # the computation model's W1 has no fixed scale (W1 times c, W2 over c is the same
+        # network), so each panel gets its own limits; the tied models share theirs
+        lim = max(lim if row["kind"] != "abs" else 0, np.clip(W, 0, None).sum(axis=1).max(),
+                  np.clip(-W, 0, None).sum(axis=1).max())
+        ax.set_ylim(-lim * 1.05, lim * 1.05)
         mono = int(nt["monosemantic"].sum())
         label = f"1-S = {row['density']:.3g}: {mono}/{m} monosemantic, loss {row['loss']:.2g}"
         ax.set_xticks(np.arange(m), [str(int(v)) for v in order], fontsize=6 if m > 12 else 8)
+        ylabel = "W1$_{ki}$" if res.kind(model) == "abs" else "W$_{ki}$"
         if wide:
-            ax.set_ylabel("weight", fontsize=8)
+            ax.set_ylabel(ylabel, fontsize=8)
             ax.set_title(label, fontsize=9, loc="left")
         else:
             ax.set_title(label.replace(": ", "\n", 1).replace(", loss", "\nloss"), fontsize=8)
             ax.set_xlabel("neuron", fontsize=8)
+            if ax is axes[0, 0]:
+                ax.set_ylabel(ylabel, fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in axes.ravel():
-        ax.set_ylim(-lim * 1.05, lim * 1.05)
+    if best["kind"].iloc[0] != "abs":
+        for ax in axes.ravel():
+            ax.set_ylim(-lim * 1.05, lim * 1.05)
     fig.colorbar(plt.cm.ScalarMappable(norm=fnorm, cmap=cmap), ax=axes, shrink=0.7 if wide else 0.9,
                  label="feature i (0 = most important)")
     kind = KIND_TITLE.get(best["kind"].iloc[0], best["kind"].iloc[0])
