@@ -34,6 +34,11 @@ def best_models(models, by):
     return models.loc[idx.sort_values()]
 
 
+def _derived(res, name, make):
+    """A derived table as stored (or just recomputed by `toysuper plot`), else made now."""
+    return res.derived[name] if name in res.derived else make(res)
+
+
 def _kinds(models):
     found = list(dict.fromkeys(models["kind"]))
     return sorted(found, key=lambda k: (KIND_ORDER.index(k) if k in KIND_ORDER else 99, k))
@@ -181,7 +186,7 @@ def _log_edges(values):
 
 def phase_diagram(res):
     """Section 3 figure: the extra feature's phase, theory beside the trained models, over (r, p)."""
-    t = res.derived["phase"] if "phase" in res.derived else phase.table(res)
+    t = _derived(res, "phase", phase.table)
     ps, rs = np.sort(t["p"].unique()), np.sort(t["r"].unique())
     grid = t.set_index(["p", "r"])
     full = pd.MultiIndex.from_product([ps, rs], names=["p", "r"])
@@ -240,10 +245,6 @@ def _phase_key(ax):
     ax.set_title("colour key", fontsize=9)
 
 
-def _derived(res, name, make):
-    return res.derived[name] if name in res.derived else make(res)
-
-
 def _neuron_bars(ax, W, order, cmap, fnorm):
     """Stacked bars of each neuron's input weights, positive up and negative down, by feature."""
     x = np.arange(len(order))
@@ -268,18 +269,14 @@ def neuron_weights(res):
     size = (min(0.22 * m + 2.5, 14), 1.9 * k + 0.8) if wide else (1.9 * k + 1.4, 3.6)
     fig, axes = plt.subplots(rows, cols, figsize=size, squeeze=False, dpi=DPI, layout="constrained")
     cmap, fnorm = plt.get_cmap("turbo"), colors.Normalize(0, max(n - 1, 1))
-    lim = 0
+    lims = []
     for ax, (_, row) in zip(axes.ravel(), best.iterrows()):
         model = int(row["model"])
         W = res.W(model)
         nt = t[t["model"] == model].set_index("neuron")
         order = nt.sort_values(["monosemantic", "monosemanticity"], ascending=False).index.to_numpy()
         _neuron_bars(ax, W, order, cmap, fnorm)
-        # the computation model's W1 has no fixed scale (W1 times c, W2 over c is the same
-        # network), so each panel gets its own limits; the tied models share theirs
-        lim = max(lim if row["kind"] != "abs" else 0, np.clip(W, 0, None).sum(axis=1).max(),
-                  np.clip(-W, 0, None).sum(axis=1).max())
-        ax.set_ylim(-lim * 1.05, lim * 1.05)
+        lims.append(max(np.clip(W, 0, None).sum(axis=1).max(), np.clip(-W, 0, None).sum(axis=1).max()))
         mono = int(nt["monosemantic"].sum())
         label = f"1-S = {row['density']:.3g}: {mono}/{m} monosemantic, loss {row['loss']:.2g}"
         ax.set_xticks(np.arange(m), [str(int(v)) for v in order], fontsize=6 if m > 12 else 8)
@@ -293,9 +290,12 @@ def neuron_weights(res):
             if ax is axes[0, 0]:
                 ax.set_ylabel(ylabel, fontsize=8)
         ax.tick_params(labelsize=7)
-    if best["kind"].iloc[0] != "abs":
-        for ax in axes.ravel():
-            ax.set_ylim(-lim * 1.05, lim * 1.05)
+    # the computation model's W1 has no fixed scale (W1 times c and W2 over c are the same
+    # network), so its panels get their own limits; the tied models' panels share theirs
+    shared = best["kind"].iloc[0] != "abs"
+    for ax, lim in zip(axes.ravel(), lims):
+        lim = max(lims) if shared else lim
+        ax.set_ylim(-lim * 1.05, lim * 1.05)
     fig.colorbar(plt.cm.ScalarMappable(norm=fnorm, cmap=cmap), ax=axes, shrink=0.7 if wide else 0.9,
                  label="feature i (0 = most important)")
     kind = KIND_TITLE.get(best["kind"].iloc[0], best["kind"].iloc[0])

@@ -95,10 +95,9 @@ def _neuron_models(res) -> list[int]:
 
 def table(res) -> pd.DataFrame:
     """neurons.parquet: one row per (model, neuron) of every model with a privileged basis."""
-    rows = []
-    for model in _neuron_models(res):
-        law = res.models.set_index("model").at[model, "law"]
-        rows.append(neuron_rows(res.W(model), signed=law == "signed").assign(model=model))
+    laws = res.models.set_index("model")["law"]
+    rows = [neuron_rows(res.W(model), signed=laws[model] == "signed").assign(model=model)
+            for model in _neuron_models(res)]
     df = pd.concat(rows, ignore_index=True)
     return df[["model"] + [c for c in df.columns if c != "model"]]
 

@@ -16,6 +16,7 @@ Every file is written to a temporary name and renamed into place, so no reader e
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -55,7 +56,11 @@ class Results:
                 for name, a in self.weights.items() if np.prod(self.shapes[name][model]) > 0}
 
     def kind(self, model: int) -> str:
-        return str(self.models.set_index("model").at[model, "kind"])
+        return self._kinds[model]
+
+    @functools.cached_property
+    def _kinds(self) -> dict:
+        return dict(zip(self.models["model"], self.models["kind"]))
 
     def W(self, model: int) -> np.ndarray:
         """The model's m x n embedding (W, or W1 of the computation model)."""
