@@ -96,3 +96,23 @@ def test_bad_settings_name_key_value_and_what_is_allowed(raw, overrides, words):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         config.load(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize("data, words", [
+    ({"correlated": [[0]]}, ["data.correlated", "at least two"]),
+    ({"correlated": [[0, 7]]}, ["data.correlated", "0..4"]),
+    ({"correlated": [[0, 1]], "anticorrelated": [[1, 2]]}, ["[1]", "more than one set"]),
+    ({"anticorrelated": [[0, 1, 2]], "density": 0.4}, ["[0, 1, 2]", "1.2 > 1"]),
+])
+def test_bad_feature_sets_are_named(data, words):
+    with pytest.raises(ConfigError) as e:
+        config.resolve({"model": {"n_features": 5}, "data": data})
+    for w in words:
+        assert w in str(e.value), str(e.value)
+
+
+def test_an_anticorrelated_set_is_checked_at_every_swept_density():
+    raw = {"model": {"n_features": 4}, "data": {"anticorrelated": [[0, 1]]},
+           "sweep": {"data.density": [0.3, 0.6]}}
+    with pytest.raises(ConfigError, match="1.2 > 1"):
+        config.resolve(raw)

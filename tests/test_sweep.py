@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import toysuper
-from toysuper import store, sweep, train
+from toysuper import config, store, sweep, train
 
 
 def test_model_identical_alone_and_inside_a_bigger_sweep(tiny, tmp_path):
@@ -98,3 +98,17 @@ def test_seeds_of_one_cell_share_their_evaluation_sample():
     evals = train.eval_keys(salts)
     assert (evals[0] == evals[1]).all() and not (evals[0] == evals[2]).all()
     assert not (keys[0] == keys[1]).any() and not (evals[0] == keys[0]).all()
+
+
+def test_feature_sets_reach_each_model_s_sampler_and_leave_other_keys_alone(tiny):
+    cfg = dict(tiny, data={"correlated": [[1, 2]], "anticorrelated": [[3, 4]]},
+               sweep={"data.density": [0.3, 0.1]})
+    settings = config.expand(config.resolve(cfg))
+    hp = sweep.hyper(settings, [1], 8)  # density 0.1
+    np.testing.assert_array_equal(hp.group[0], [0, 1, 1, 3, 3])
+    np.testing.assert_allclose(hp.low[0], [0, 0, 0, 0, 0.1])
+    # a model without sets keeps the key it had before sets existed
+    plain = config.expand(config.resolve(tiny))
+    assert sweep.key_salt(plain[0]) != sweep.key_salt(settings[0])
+    assert sweep.key_salt(plain[0]) == sweep.key_salt(
+        {k: v for k, v in plain[0].items() if k not in ("data.correlated", "data.anticorrelated")})

@@ -25,7 +25,9 @@ class ConfigError(ValueError):
 # Defaults follow the reference notebook (SCIENCE.md, "Training in the reference notebook").
 DEFAULTS = {
     "model": {"kind": "relu", "n_features": 20, "n_hidden": 5},
-    "data": {"law": "uniform", "density": 1.0, "importance": 1.0},
+    # correlated / anticorrelated: lists of sets of feature indices, e.g. [[0, 1], [2, 3]]
+    "data": {"law": "uniform", "density": 1.0, "importance": 1.0, "correlated": [],
+             "anticorrelated": []},
     "train": {
         "steps": 10_000,
         "batch": 1024,
@@ -227,6 +229,7 @@ def validate(cfg: dict) -> None:
         if kind == "abs" and law != "signed":
             raise ConfigError(f"model.kind = 'abs' computes |x|, which is x itself for data.law = "
                               f"{law!r}; set data.law = 'signed' (active magnitudes U[-1, 1])")
+    _check_sets(cfg)
     if "strata" in _fixed_or_axis(cfg, "train.eval"):
         for n, b, e in itertools.product(*(_fixed_or_axis(cfg, k) for k in
                                            ("model.n_features", "train.batch", "train.eval_batch"))):
@@ -235,6 +238,30 @@ def validate(cfg: dict) -> None:
                     f"train.eval = 'strata' draws train.batch points for each of the 2^n patterns "
                     f"of active features, so train.eval_batch = {e} must be a multiple of "
                     f"train.batch x 2^model.n_features = {b} x 2^{n} = {b * 2**n}")
+
+
+def _check_sets(cfg):
+    """No feature in two sets; an anticorrelated set's densities sum to at most 1."""
+    keys = [k for k in cfg["sweep"] if k.startswith("data.density")]
+    for corr, anti in itertools.product(_fixed_or_axis(cfg, "data.correlated"),
+                                        _fixed_or_axis(cfg, "data.anticorrelated")):
+        members = [i for m in corr + anti for i in m]
+        if len(members) != len(set(members)):
+            twice = sorted({i for i in members if members.count(i) > 1})
+            raise ConfigError(f"feature(s) {twice} belong to more than one set of data.correlated "
+                              f"= {corr} and data.anticorrelated = {anti}")
+        if (corr or anti) and "strata" in _fixed_or_axis(cfg, "train.eval"):
+            raise ConfigError("train.eval = 'strata' weights patterns of independent features; "
+                              "with correlated or anticorrelated sets use train.eval = 'sample'")
+        for values in itertools.product(*(axis_values(k, cfg["sweep"][k]) for k in keys)) if anti else ():
+            settings = {f"{s}.{k}": v for s in SECTIONS for k, v in cfg[s].items()}
+            settings.update(zip(keys, values))
+            _, p = feature_vectors(settings)
+            for m in anti:
+                if p[m].sum() > 1 + 1e-9:
+                    raise ConfigError(f"data.anticorrelated set {m} has densities summing to "
+                                      f"{p[m].sum():.3g} > 1; at most one member is active at a "
+                                      f"time, so their densities must sum to at most 1")
 
 
 def _fixed_or_axis(cfg, key):
@@ -277,6 +304,12 @@ def check_value(key: str, v, settings: dict) -> None:
     elif key in ("train.warmup", "train.seed"):
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             raise ConfigError(f"{key} = {v!r} must be an integer >= 0")
+    elif key in ("data.correlated", "data.anticorrelated"):
+        n = settings.get("model.n_features", 1)
+        if not (isinstance(v, list) and all(isinstance(m, list) and len(m) >= 2 and all(
+                isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n for i in m) for m in v)):
+            raise ConfigError(f"{key} = {v!r} must be a list of sets, each a list of at least two "
+                              f"feature indices in 0..{n - 1}, e.g. [[0, 1], [2, 3]]")
     elif key == "data.density" or key == "data.importance":
         feature_vector(key, v, settings.get("model.n_features", 1))
     elif m := FEATURE_KEY.match(key):

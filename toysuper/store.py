@@ -97,7 +97,9 @@ def prepare(out: Path, cfg: dict, force: bool) -> None:
         old = tomllib.loads(stored.read_text())
         new = tomllib.loads(config_mod.to_toml(cfg))
         # what the models are: [run] only chunks the work, and figures can be redrawn any time
-        differ = [k for k in ("model", "data", "train", "sweep") if old.get(k) != new.get(k)]
+        # settings added to toysuper since `old` was written take their defaults there
+        differ = [k for k in ("model", "data", "train", "sweep")
+                  if {**config_mod.DEFAULTS.get(k, {}), **old.get(k, {})} != new.get(k)]
         if differ and not force:
             raise ConfigError(
                 f"'{out}' holds results of a different configuration (differs in: "

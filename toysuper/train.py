@@ -53,6 +53,8 @@ class Hyper(NamedTuple):
     eval_key: jnp.ndarray  # uint32[2], its evaluation sample, shared by models of the same data
     imp: jnp.ndarray  # importance, n
     p: jnp.ndarray    # density, n
+    group: jnp.ndarray  # int n: which feature's uniform draw decides feature i (data.layout)
+    low: jnp.ndarray    # n: feature i is active when that draw lies in [low_i, low_i + p_i)
     lr: jnp.ndarray
     wd: jnp.ndarray
 
@@ -101,7 +103,7 @@ def segment_one(shape: Shape, state, hp: Hyper, segment):
     def step(state, i):
         params, opt_state = state
         x = data.sample(jax.random.fold_in(k_train, segment * shape.log_every + i), hp.p,
-                        shape.batch, shape.law)
+                        shape.batch, shape.law, hp.group, hp.low)
         loss, grads = jax.value_and_grad(functools.partial(_loss, shape))(params, x, hp.imp)
         updates, opt_state = opt.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
@@ -127,8 +129,8 @@ def evaluate_one(shape: Shape, params, hp: Hyper):
     def block(total, i):
         key = jax.random.fold_in(hp.eval_key, i)
         if shape.eval == "sample":
-            return total + _loss(shape, params, data.sample(key, hp.p, shape.batch, shape.law),
-                                 hp.imp) / blocks, None
+            x = data.sample(key, hp.p, shape.batch, shape.law, hp.group, hp.low)
+            return total + _loss(shape, params, x, hp.imp) / blocks, None
         on = patterns[i % patterns.shape[0]]  # blocks cycle through the patterns
         x = data.LAWS[shape.law](key, (shape.batch, shape.n)) * on[None, :]
         weight = prob[i % patterns.shape[0]] * patterns.shape[0] / blocks
