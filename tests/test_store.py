@@ -1,6 +1,7 @@
 """The results directory: tables with the promised columns, consistent with the weights."""
 
 import numpy as np
+import pytest
 
 import toysuper
 from toysuper import metrics
@@ -44,3 +45,23 @@ def test_kinds_with_different_parameters_share_one_results_directory(tiny, tmp_p
     f = res.features[res.features["model"] == 1]
     np.testing.assert_allclose(f["norm"], metrics.norms(res.params(1)["W1"]), rtol=1e-6)
     assert res.params(1)["W2"].shape == (5, 2)
+
+
+def test_snapshots_come_in_step_order_and_end_at_the_final_weights(tiny, tmp_path):
+    cfg = dict(tiny, train=dict(tiny["train"], snapshots=3))
+    res = toysuper.run(cfg, out=tmp_path / "r", progress=False)
+    for model in range(3):
+        steps, W = res.snapshot_W(model)
+        assert steps.tolist() == [50, 100, 200]
+        assert W.shape == (3, 2, 5)
+        np.testing.assert_array_equal(W[-1], res.W(model))
+        assert not np.array_equal(W[0], W[-1])  # the weights moved between snapshots
+    # a resumed run reads them back from its finished chunks
+    again = toysuper.run(cfg, out=tmp_path / "r", progress=False)
+    np.testing.assert_array_equal(again.snapshots["W"], res.snapshots["W"])
+
+
+def test_asking_for_snapshots_of_a_run_without_them_is_a_clear_error(tiny, tmp_path):
+    res = toysuper.run(tiny, out=tmp_path / "r", progress=False)
+    with pytest.raises(toysuper.ConfigError, match="train.snapshots"):
+        res.snapshot_W(0)

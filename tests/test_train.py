@@ -60,3 +60,13 @@ def test_cosine_schedule_warms_up_then_decays_to_zero():
 def test_constant_schedule_holds_after_warmup():
     shape = train.Shape(**{**SHAPE.__dict__, "schedule": "constant", "warmup": 0})
     assert [float(train.lr_factor(shape, c)) for c in (0, 500, 999)] == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("steps, log_every, count", [(10_000, 100, 10), (500, 100, 5), (1000, 100, 1),
+                                                     (100_000, 10, 50), (200, 50, 3)])
+def test_snapshot_steps_are_distinct_segment_ends_ending_at_the_last_step(steps, log_every, count):
+    at = train.snapshot_steps(steps, log_every, count)
+    assert len(at) == count and at[-1] == steps
+    assert (np.diff(at) > 0).all() and (at % log_every == 0).all() and at[0] >= log_every
+    if 2 < count <= steps // log_every // 4:  # room to be log-spaced: the later half spans more
+        assert at[count // 2] - at[0] < at[-1] - at[count // 2]

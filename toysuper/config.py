@@ -40,6 +40,8 @@ DEFAULTS = {
         # "sample": final loss on eval_batch fresh points. "strata": every pattern of active
         # features weighted by its exact probability, magnitudes sampled (small n only).
         "eval": "sample",
+        # copies of the weights kept at this many about log-spaced steps (learning dynamics)
+        "snapshots": 0,
         "seed": 0,
     },
     # Models per compiled chunk: bounds memory; results do not depend on it.
@@ -225,6 +227,11 @@ def validate(cfg: dict) -> None:
         for le in log_every:
             if s % le:
                 raise ConfigError(f"train.steps = {s} must be a multiple of train.log_every = {le}")
+            for k in _fixed_or_axis(cfg, "train.snapshots"):
+                if k > s // le:
+                    raise ConfigError(f"train.snapshots = {k}: snapshots are taken every "
+                                      f"train.log_every = {le} steps, so at most {s // le} fit in "
+                                      f"train.steps = {s}")
     for kind, law in itertools.product(_fixed_or_axis(cfg, "model.kind"), _fixed_or_axis(cfg, "data.law")):
         if kind == "abs" and law != "signed":
             raise ConfigError(f"model.kind = 'abs' computes |x|, which is x itself for data.law = "
@@ -301,7 +308,7 @@ def check_value(key: str, v, settings: dict) -> None:
         if not _is_number(v) or v < 0 or (key == "train.lr" and v == 0):
             what = "a positive number" if key == "train.lr" else "a number >= 0"
             raise ConfigError(f"{key} = {v!r} must be {what}")
-    elif key in ("train.warmup", "train.seed"):
+    elif key in ("train.warmup", "train.seed", "train.snapshots"):
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             raise ConfigError(f"{key} = {v!r} must be an integer >= 0")
     elif key in ("data.correlated", "data.anticorrelated"):

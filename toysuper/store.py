@@ -9,6 +9,8 @@ Layout of DIR:
   NAME.parquet       derived tables the experiment lists in `tables` (see tables.py)
   weights.npz        every parameter stacked by model id, zero-padded when shapes differ,
                      with NAME.shape holding each model's true shape
+  snapshots.npz      with train.snapshots > 0: each parameter at about log-spaced steps,
+                     [models, count, ...], laid out as weights.npz, and `step` [models, count]
   figures/*.png
   summary.json       written last; its presence means the run finished
 Every file is written to a temporary name and renamed into place, so no reader ever sees half a file.
@@ -33,7 +35,8 @@ from toysuper.config import ConfigError
 
 TABLES = ("models", "features", "history")
 SHAPE = ".shape"  # weights.npz key suffix: each model's true shape of that parameter
-PRODUCTS = ("models.parquet", "features.parquet", "history.parquet", "weights.npz", "summary.json")
+PRODUCTS = ("models.parquet", "features.parquet", "history.parquet", "weights.npz",
+            "snapshots.npz", "summary.json")
 
 
 @dataclass
@@ -49,11 +52,24 @@ class Results:
 
     shapes: dict = field(repr=False, default_factory=dict)
     derived: dict = field(repr=False, default_factory=dict)  # derived tables by name
+    # train.snapshots > 0: NAME -> [models, count, ...] zero-padded, NAME.shape, and step
+    snapshots: dict = field(repr=False, default_factory=dict)
 
     def params(self, model: int) -> dict:
         """One model's parameters, with the zero padding of mixed-shape sweeps removed."""
         return {name: a[model][tuple(slice(0, int(k)) for k in self.shapes[name][model])]
                 for name, a in self.weights.items() if np.prod(self.shapes[name][model]) > 0}
+
+    def snapshot_W(self, model: int) -> tuple[np.ndarray, np.ndarray]:
+        """(steps[k], embeddings[k, m, n]) of one model's snapshots, padding removed."""
+        if not self.snapshots:
+            raise ConfigError(f"'{self.path}' holds no snapshots; set train.snapshots to a count "
+                              f"and run the experiment again")
+        name = models_mod.MODELS[self.kind(model)].embed
+        shape = self.snapshots[name + SHAPE][model]
+        steps = self.snapshots["step"][model]
+        W = self.snapshots[name][model][tuple(slice(0, int(k)) for k in shape)]
+        return steps[steps > 0], W[: int((steps > 0).sum())]
 
     def kind(self, model: int) -> str:
         return self._kinds[model]
@@ -129,8 +145,9 @@ def part_path(out: Path, index: int) -> Path:
     return Path(out) / "parts" / f"chunk-{index:05d}.npz"
 
 
-def save_part(out: Path, index: int, ids, params: dict, history, final) -> None:
+def save_part(out: Path, index: int, ids, params: dict, history, final, snapshots=None) -> None:
     arrays = {f"param/{k}": v for k, v in params.items()}
+    arrays.update({f"snap/{k}": v for k, v in (snapshots or {}).items()})
     _savez(part_path(out, index), dict(ids=ids, history=history, final=final, **arrays))
 
 
@@ -142,16 +159,19 @@ def load_part(out: Path, index: int, ids):
     with np.load(path) as z:
         if not np.array_equal(z["ids"], ids):
             return None
-        params = {k.split("/", 1)[1]: z[k] for k in z.files if k.startswith("param/")}
-        return params, z["history"], z["final"]
+        part = {prefix: {k.split("/", 1)[1]: z[k] for k in z.files if k.startswith(prefix + "/")}
+                for prefix in ("param", "snap")}
+        return part["param"], z["history"], z["final"], part["snap"]
 
 
-def write_results(out: Path, tables: dict, weights: dict, summary: dict) -> None:
-    """Write the tables and weights, then summary.json, which marks the run complete."""
+def write_results(out: Path, tables: dict, weights: dict, snapshots: dict, summary: dict) -> None:
+    """Write the tables, weights and snapshots, then summary.json, which marks the run complete."""
     out = Path(out)
     for name in TABLES:
         write_table(out / f"{name}.parquet", tables[name])
     _savez(out / "weights.npz", weights)
+    if snapshots:
+        _savez(out / "snapshots.npz", snapshots)
     write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
 
 
@@ -170,5 +190,9 @@ def load(path) -> Results:
         shapes = {k[: -len(SHAPE)]: z[k] for k in z.files if k.endswith(SHAPE)}
     derived = {name: pd.read_parquet(path / f"{name}.parquet") for name in cfg.get("tables", [])
                if (path / f"{name}.parquet").exists()}
+    snapshots = {}
+    if (path / "snapshots.npz").exists():
+        with np.load(path / "snapshots.npz") as z:
+            snapshots = {k: z[k] for k in z.files}
     return Results(path, cfg, tables["models"], tables["features"], tables["history"],
-                   weights, shapes, derived)
+                   weights, shapes, derived, snapshots)

@@ -105,17 +105,18 @@ def run(experiment, overrides=(), out=None, force=False, progress=True) -> store
     bar = _progress(len(settings), todo, enabled=progress)
     for c in todo:
         hp = hyper(settings, c.ids, c.width)
-        params, history, final = train.train(c.shape, hp, lambda: bar.update(c.shape.log_every))
+        t = train.train(c.shape, hp, lambda: bar.update(c.shape.log_every))
         k = len(c.ids)  # drop the padding
-        params = {name: v[:k] for name, v in _flat_params(params).items()}
-        history, final = history[:k], final[:k]
+        params = {name: v[:k] for name, v in _flat_params(t.params).items()}
+        snaps = {name: v[:k] for name, v in _flat_params(t.snapshots).items()} if t.snapshots else {}
+        history, final = t.history[:k], t.final[:k]
         _check_finite(settings, c.ids, history, final)
-        store.save_part(out, c.index, np.array(c.ids), params, history, final)
-        done[c.index] = (params, history, final)
+        store.save_part(out, c.index, np.array(c.ids), params, history, final, snaps)
+        done[c.index] = (params, history, final, snaps)
     bar.close()
 
-    tables, weights = assemble(settings, chunks, done)
-    store.write_results(out, tables, weights, {
+    tables, weights, snapshots = assemble(settings, chunks, done)
+    store.write_results(out, tables, weights, snapshots, {
         "models": len(settings), "chunks": len(chunks), "trained_chunks": len(todo),
         "seconds": round(time.time() - t0, 2)})
     res = store.load(out)  # figures read what was stored, exactly as `toysuper plot` will
@@ -172,11 +173,12 @@ def column(key: str) -> str:
 
 def assemble(settings, chunks, done):
     """Tidy tables (models, features, history) and stacked, padded weights from finished chunks."""
-    by_model = {}
+    by_model, snaps = {}, {}
     for c in chunks:
-        params, history, final = done[c.index]
+        params, history, final, snapshots = done[c.index]
         for j, i in enumerate(c.ids):
             by_model[i] = ({k: v[j] for k, v in params.items()}, history[j], final[j], c.shape)
+            snaps[i] = {k: v[j] for k, v in snapshots.items()}
 
     model_rows, feature_rows, history_rows = [], [], []
     for i, s in enumerate(settings):
@@ -198,7 +200,15 @@ def assemble(settings, chunks, done):
     tables = {"models": _tidy(pd.DataFrame(model_rows)),
               "features": pd.concat(feature_rows, ignore_index=True),
               "history": pd.concat(history_rows, ignore_index=True)}
-    return tables, _stack_padded([by_model[i][0] for i in range(len(settings))])
+    weights = _stack_padded([by_model[i][0] for i in range(len(settings))])
+    # snapshots: [models, count, ...] per parameter, with each model's snapshot steps
+    snapshots = {}
+    if any(snaps.values()):
+        snapshots = _stack_padded([snaps[i] for i in range(len(settings))])
+        snapshots["step"] = _stack_padded([
+            {"step": train.snapshot_steps(s.steps, s.log_every, s.snapshots)}
+            for s in (by_model[i][3] for i in range(len(settings)))])["step"]
+    return tables, weights, snapshots
 
 
 def _tidy(df: pd.DataFrame) -> pd.DataFrame:

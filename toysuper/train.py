@@ -37,13 +37,15 @@ class Shape:
     log_every: int
     eval_batch: int
     eval: str = "sample"
+    snapshots: int = 0
 
     @classmethod
     def of(cls, s: dict) -> "Shape":
         """The static part of one model's flat settings."""
         return cls(s["model.kind"], s["model.n_features"], s["model.n_hidden"], s["data.law"],
                    s["train.steps"], s["train.batch"], s["train.schedule"], s["train.warmup"],
-                   s["train.log_every"], s["train.eval_batch"], s["train.eval"])
+                   s["train.log_every"], s["train.eval_batch"], s["train.eval"],
+                   s["train.snapshots"])
 
 
 class Hyper(NamedTuple):
@@ -186,17 +188,38 @@ def eval_keys(salts) -> np.ndarray:
     return np.asarray(make(jnp.asarray(salts, jnp.uint32)))
 
 
-def train(shape: Shape, hp: Hyper, on_segment=lambda: None):
+def snapshot_steps(steps: int, log_every: int, count: int) -> np.ndarray:
+    """`count` distinct steps, about log-spaced, at segment ends, the last one the final step."""
+    segments = steps // log_every
+    if count == 0:
+        return np.zeros(0, int)
+    idx = np.round(np.geomspace(1, segments, count)).astype(int) if count > 1 else np.array([segments])
+    for k in range(1, count):  # early ones collide on a log scale: keep them apart
+        idx[k] = max(idx[k], idx[k - 1] + 1)
+    idx = np.minimum(idx, segments - np.arange(count)[::-1])
+    return idx * log_every
+
+
+class Trained(NamedTuple):
+    params: dict          # final parameters, model axis first
+    history: np.ndarray   # [M, steps / log_every] mean training loss per segment
+    final: np.ndarray     # [M] final loss (train.eval)
+    snapshots: dict       # parameter name -> [M, shape.snapshots, ...] at snapshot_steps
+
+
+def train(shape: Shape, hp: Hyper, on_segment=lambda: None) -> Trained:
     """Train the stacked models of one Shape.
 
-    Returns (params, history[M, steps / log_every] of mean training loss, final_loss[M]).
     `on_segment` is called after each finished segment, for progress reporting.
     """
     prog = programs(shape)
     state = prog.init(hp)
-    history, pending = [], None
+    history, pending, snaps = [], None, []
+    at = set(snapshot_steps(shape.steps, shape.log_every, shape.snapshots) // shape.log_every - 1)
     for seg in range(shape.steps // shape.log_every):
         state, loss = prog.segment(state, hp, seg)
+        if seg in at:  # a copy: the next segment reuses (donates) these buffers
+            snaps.append(jax.tree.map(lambda a: np.array(a, copy=True), state[0]))
         # Wait for the previous segment, not this one, so the device always has work queued.
         if pending is not None:
             history.append(np.asarray(pending))
@@ -206,4 +229,5 @@ def train(shape: Shape, hp: Hyper, on_segment=lambda: None):
     on_segment()
     params = state[0]
     final = np.asarray(prog.evaluate(params, hp))
-    return jax.tree.map(np.asarray, params), np.stack(history, axis=1), final
+    stacked = jax.tree.map(lambda *a: np.stack(a, axis=1), *snaps) if snaps else {}
+    return Trained(jax.tree.map(np.asarray, params), np.stack(history, axis=1), final, stacked)
