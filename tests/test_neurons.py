@@ -30,15 +30,17 @@ def test_a_neuron_only_silenced_by_its_strongest_feature_does_not_carry_it():
     assert not signed["dead"].any()
 
 
-def motif_model(cancel=-2.5, small=-0.4):
+def motif_model(cancel=-2.5, small=-0.4, out_scale=1.0, cancel_on=1.0):
     """Computes |x0| and |x1| with 4 neurons, x0+ and x1- sharing neuron 0 (the paper's motif).
 
     Neuron 0 = ReLU(x0 + small x1) writes x0+ to y0 and, scaled up by 1/|small|, x1- to y1; when
-    x0 > 0 alone it leaks 2.5 x0 into y1, which neuron 1 = ReLU(x0) takes back (W2[1, 1] = cancel).
+    x0 > 0 alone it leaks 2.5 x0 into y1, which neuron 1 = ReLU(cancel_on x0) takes back
+    (W2[1, 1] = cancel) if it fires on the same sign of x0 (cancel_on > 0). `out_scale`
+    multiplies neuron 0's output weights (its gain on both features).
     """
-    W1 = np.array([[1.0, small, 0.0], [1.0, 0.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    W1 = np.array([[1.0, small, 0.0], [cancel_on, 0.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     W2 = np.zeros((3, 4))
-    W2[0, 0], W2[1, 0] = 1.0, 1 / abs(small)
+    W2[0, 0], W2[1, 0] = out_scale, out_scale / abs(small)
     W2[1, 1] = cancel
     W2[0, 2] = W2[1, 3] = 1.0
     return W1, W2
@@ -58,13 +60,16 @@ def test_the_motif_detector_finds_a_hand_built_motif():
     motif_model(cancel=0.0),        # the leak is left in place: no motif
     motif_model(cancel=-0.5),       # 20% cancelled, under CANCEL
     motif_model(small=-0.8),        # weights 1 and -0.8: not asymmetric enough
+    motif_model(small=0.4),         # same sign: x0 and x1 add up, no opposite-sign sharing
+    motif_model(out_scale=0.25),    # the shared neuron passes only 0.25 of each: below GAIN
+    motif_model(cancel_on=-1.0),    # the would-be canceller fires on x0 < 0, not with neuron 0
 ])
 def test_the_motif_detector_finds_none_where_there_is_none(W1, W2):
     assert neurons.motifs_of(W1, W2).empty
 
 
 def _errors(kind, W, p, law="signed"):
-    """(error, signs computed) per feature of a hand-built 3-feature model at density p."""
+    """The computation table of a hand-built 3-feature model at density p."""
     params = {k: jnp.asarray(v, jnp.float32) for k, v in W.items()}
     class Res:  # the parts of store.Results that neurons.computation reads
         models = pd.DataFrame({"model": [0], "law": [law]})
@@ -72,8 +77,7 @@ def _errors(kind, W, p, law="signed"):
         kind = staticmethod(lambda model: kind)
         params = staticmethod(lambda model: params)
 
-    t = neurons.computation(Res(), batch=8192)
-    return t["error"].to_numpy(), t["signs"].to_numpy()
+    return neurons.computation(Res(), batch=8192)
 
 
 def test_feature_errors_match_the_exact_answers():
@@ -82,16 +86,31 @@ def test_feature_errors_match_the_exact_answers():
     exact = {"W1": np.vstack([eye, -eye]), "W2": np.hstack([eye, eye]), "b": np.zeros(3)}
     half = {"W1": eye, "W2": eye, "b": np.zeros(3)}  # ReLU(x): right for x > 0 only
     zero = {"W1": np.zeros((3, 3)), "W2": np.zeros((3, 3)), "b": np.zeros(3)}
-    error, signs = _errors("abs", exact, p)
-    np.testing.assert_allclose(error, 0.0, atol=1e-9)
-    assert signs.tolist() == [2, 2, 2]
+    t = _errors("abs", exact, p)
+    np.testing.assert_allclose(t["error"], 0.0, atol=1e-9)
+    assert t["signs"].tolist() == [2, 2, 2] and t["computed"].all()
     # E[x^2; x < 0] = p/6 and E[x^2] = p/3 for active magnitudes U[-1, 1]; 8192 draws: ~2% error
-    error, signs = _errors("abs", half, p)
-    np.testing.assert_allclose(error, p / 6, rtol=0.08)
-    assert signs.tolist() == [1, 1, 1]
-    error, signs = _errors("abs", zero, p)
-    np.testing.assert_allclose(error, p / 3, rtol=0.05)
-    assert signs.tolist() == [0, 0, 0]
+    t = _errors("abs", half, p)
+    np.testing.assert_allclose(t["error_pos"], 0.0, atol=1e-9)
+    np.testing.assert_allclose(t["error_neg"], p / 6, rtol=0.08)
+    np.testing.assert_allclose(t["error"], p / 6, rtol=0.08)
+    assert t["signs"].tolist() == [1, 1, 1] and not t["computed"].any()
+    t = _errors("abs", zero, p)
+    np.testing.assert_allclose(t["error"], p / 3, rtol=0.05)
+    np.testing.assert_allclose(t["relative"], 1.0, rtol=0.05)
+    assert t["signs"].tolist() == [0, 0, 0]
+
+
+def test_feature_errors_count_the_inactive_samples_too():
+    # y = ReLU(b) = c whatever x: error c^2 while inactive, E[(|u| - c)^2] = 1/3 - c + c^2 while
+    # active, and the inactive part split evenly between the two signs
+    p, c = 0.3, 0.1
+    const = {"W1": np.zeros((2, 3)), "W2": np.zeros((3, 2)), "b": np.full(3, c)}
+    t = _errors("abs", const, p)
+    on, off = 1 / 3 - c + c * c, c * c
+    np.testing.assert_allclose(t["error"], p * on + (1 - p) * off, rtol=0.03)
+    np.testing.assert_allclose(t["error_pos"], p / 2 * on + (1 - p) / 2 * off, rtol=0.03)
+    np.testing.assert_allclose(t["error_neg"], t["error_pos"], rtol=0.05)
 
 
 def test_the_computation_model_with_m_2n_learns_abs_of_every_feature(tmp_path):

@@ -277,9 +277,9 @@ def neuron_weights(res):
         order = nt.sort_values(["monosemantic", "monosemanticity"], ascending=False).index.to_numpy()
         _neuron_bars(ax, W, order, cmap, fnorm)
         lims.append(max(np.clip(W, 0, None).sum(axis=1).max(), np.clip(-W, 0, None).sum(axis=1).max()))
-        mono = int(nt["monosemantic"].sum())
-        label = f"1-S = {row['density']:.3g}: {mono}/{m} monosemantic, loss {row['loss']:.2g}"
-        ax.set_xticks(np.arange(m), [str(int(v)) for v in order], fontsize=6 if m > 12 else 8)
+        mono, m_here = int(nt["monosemantic"].sum()), W.shape[0]
+        label = f"1-S = {row['density']:.3g}: {mono}/{m_here} monosemantic, loss {row['loss']:.2g}"
+        ax.set_xticks(np.arange(m_here), [str(int(v)) for v in order], fontsize=6 if m > 12 else 8)
         ylabel = "W1$_{ki}$" if res.kind(model) == "abs" else "W$_{ki}$"
         if wide:
             ax.set_ylabel(ylabel, fontsize=8)

@@ -116,7 +116,7 @@ def motifs_of(W1, W2) -> pd.DataFrame:
     off = dead(W1, signed=True)
     carry = carried(W1, signed=True)
     rows = []
-    for k in np.flatnonzero(~off):
+    for k in np.flatnonzero(~off) if W1.shape[1] >= 2 else ():  # a motif needs two features
         order = np.argsort(-np.abs(W1[k]))
         i, j = int(order[0]), int(order[1])
         big, small = W1[k, i], W1[k, j]
