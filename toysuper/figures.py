@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import colors, gridspec  # noqa: E402
 
-from toysuper import neurons, phase, theory  # noqa: E402
+from toysuper import metrics, neurons, phase, theory  # noqa: E402
 from toysuper.config import ConfigError  # noqa: E402
 
 DPI = 120
@@ -390,6 +390,43 @@ def asymmetric_motif(res):
     return fig
 
 
+# Dimensionalities of the regular structures of SCIENCE.md item 4 (d dimensions, k features: d/k)
+FRACTIONS = {"1": 1, "3/4": 3 / 4, "2/3": 2 / 3, "1/2": 1 / 2, "2/5": 2 / 5, "3/8": 3 / 8, "1/3": 1 / 3}
+
+
+def dynamics(res):
+    """Section 5: loss over training and every feature's dimensionality D_i at each snapshot."""
+    best = best_models(res.models, ["kind", "density"]).sort_values("density", ascending=False)
+    cols = len(best)
+    fig, axes = plt.subplots(2, cols, figsize=(3.6 * cols + 0.6, 6.0), squeeze=False, dpi=DPI,
+                             sharex="col", height_ratios=[1, 1.6], layout="constrained")
+    cmap = plt.get_cmap("turbo")
+    for c, (_, row) in enumerate(best.iterrows()):
+        model = int(row["model"])
+        steps, Ws = res.snapshot_W(model)
+        D = np.array([metrics.dimensionality(np.asarray(W, np.float64)) for W in Ws])  # [k, n]
+        h = res.history[res.history["model"] == model]
+        top, bottom = axes[0, c], axes[1, c]
+        top.plot(h["step"], h["loss"], color="k", lw=1)
+        top.set(yscale="log", title=f"1-S = {row['density']:.3g}, n={int(row['n_features'])}, "
+                                    f"m={int(row['n_hidden'])}")
+        top.title.set_fontsize(9)
+        for y in FRACTIONS.values():
+            bottom.axhline(y, color="0.85", lw=0.7, zorder=0)
+        for i in range(D.shape[1]):
+            bottom.plot(steps, D[:, i], "-", marker=".", ms=3, lw=0.8, alpha=0.8,
+                        color=cmap(i / max(D.shape[1] - 1, 1)))
+        bottom.set(xscale="log", ylim=(-0.03, 1.05), xlabel="step")
+        bottom.set_yticks(list(FRACTIONS.values()) + [0], list(FRACTIONS) + ["0"])
+        bottom.tick_params(labelsize=7)
+        if c == 0:
+            top.set_ylabel("training loss", fontsize=9)
+            bottom.set_ylabel("feature dimensionality $D_i$ (one line per feature)", fontsize=9)
+    fig.suptitle(f"{res.config.get('name', '')}: learning dynamics; dimensionalities jump between "
+                 f"the fractions of regular structures (grey lines)", fontsize=10)
+    return fig
+
+
 FIGURES = {
     "feature_plane": feature_plane,
     "superposition_grid": superposition_grid,
@@ -398,6 +435,7 @@ FIGURES = {
     "neuron_weights": neuron_weights,
     "computed_features": computed_features,
     "asymmetric_motif": asymmetric_motif,
+    "dynamics": dynamics,
 }
 
 
