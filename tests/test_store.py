@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import toysuper
-from toysuper import metrics
+from toysuper import metrics, structures
 
 
 def test_tables_columns_and_consistency(tiny, tmp_path):
@@ -13,7 +13,7 @@ def test_tables_columns_and_consistency(tiny, tmp_path):
         assert col in res.models.columns
     assert list(res.models["model"]) == [0, 1, 2]
     assert set(res.features.columns) >= {"model", "feature", "importance", "density", "norm",
-                                         "superposition", "dimensionality", "bias"}
+                                         "superposition", "dimensionality", "bias", "structure"}
     assert len(res.features) == 3 * 5
     f = res.features[res.features["model"] == 2]
     W = res.W(2)
@@ -22,6 +22,7 @@ def test_tables_columns_and_consistency(tiny, tmp_path):
     np.testing.assert_allclose(f["importance"], 0.9 ** np.arange(5))
     np.testing.assert_allclose(f["density"], 0.1)
     np.testing.assert_allclose(f["bias"], res.params(2)["b"])
+    assert list(f["structure"]) == list(structures.label(W))
     # history: one row per model and logged interval, ending at the last step
     assert res.history.groupby("model")["step"].max().tolist() == [200] * 3
     again = toysuper.load(tmp_path / "r")

@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import colors, gridspec  # noqa: E402
 
-from toysuper import metrics, neurons, phase, theory  # noqa: E402
+from toysuper import metrics, neurons, phase, structures, theory  # noqa: E402
 from toysuper.config import ConfigError  # noqa: E402
 
 DPI = 120
@@ -427,6 +427,39 @@ def dynamics(res):
     return fig
 
 
+STRUCTURE_COLOURS = dict(zip(structures.NAMES, ["#1b4f9c", "#4fa3d9", "#2e9e5b", "#a6d96a",
+                                                  "#f0b03c", "#d9553b", "#9a9a9a", "#e8e8e8"]))
+
+
+def structure_mix(res):
+    """Section 4: the share of features in each structure, per density (best seed per density)."""
+    best = best_models(res.models, ["kind", "density"]).sort_values("density", ascending=False)
+    feats = res.features
+    if "structure" not in feats:  # results stored before labels existed: label them now
+        feats = feats.assign(structure=np.concatenate([structures.label(res.W(int(m)))
+                                                       for m in feats["model"].unique()]))
+    kinds = _kinds(best)
+    fig, axes = plt.subplots(len(kinds), 1, figsize=(max(6.0, 0.32 * best["density"].nunique() + 3),
+                             3.2 * len(kinds) + 0.6), squeeze=False, dpi=DPI, layout="constrained")
+    for ax, kind in zip(axes[:, 0], kinds):
+        rows = best[best["kind"] == kind]
+        share = (feats[feats["model"].isin(rows["model"])].groupby("model")["structure"]
+                 .value_counts(normalize=True).unstack(fill_value=0.0)
+                 .reindex(index=rows["model"], columns=list(structures.NAMES), fill_value=0.0))
+        x, base = np.arange(len(rows)), np.zeros(len(rows))
+        for name in structures.NAMES:
+            ax.bar(x, share[name], bottom=base, width=0.85, color=STRUCTURE_COLOURS[name], label=name)
+            base += share[name].to_numpy()
+        ax.set_xticks(x, [f"{p:.2g}" for p in rows["density"]], rotation=90, fontsize=7)
+        ax.set(xlabel="feature density 1-S (sparser to the right)", ylabel="share of features",
+               ylim=(0, 1), xlim=(-0.6, len(rows) - 0.4), title=KIND_TITLE.get(kind, kind))
+        ax.title.set_fontsize(9)
+    axes[0, 0].legend(fontsize=7, ncol=1, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.suptitle(f"{res.config.get('name', '')}: structures the features form (toysuper/structures.py)",
+                 fontsize=10)
+    return fig
+
+
 FIGURES = {
     "feature_plane": feature_plane,
     "superposition_grid": superposition_grid,
@@ -436,6 +469,7 @@ FIGURES = {
     "computed_features": computed_features,
     "asymmetric_motif": asymmetric_motif,
     "dynamics": dynamics,
+    "structure_mix": structure_mix,
 }
 
 

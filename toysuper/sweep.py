@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from toysuper import config, data, metrics, models, store, train
+from toysuper import config, data, metrics, models, store, structures, train
 from toysuper.config import ConfigError
 
 # XLA:CPU picks a different dot kernel for a model axis narrower than this, which changes a
@@ -193,7 +193,8 @@ def assemble(settings, chunks, done):
         feature_rows.append(pd.DataFrame({
             "model": i, "feature": np.arange(shape.n), "importance": imp, "density": p,
             "norm": metrics.norms(W), "superposition": metrics.superposition(W),
-            "dimensionality": metrics.dimensionality(W), "bias": np.asarray(params["b"], float)}))
+            "dimensionality": metrics.dimensionality(W), "bias": np.asarray(params["b"], float),
+            "structure": structures.label(W)}))
         history_rows.append(pd.DataFrame({
             "model": i, "step": shape.log_every * np.arange(1, len(hist) + 1), "loss": hist}))
 

@@ -1,0 +1,71 @@
+"""Naming the geometric structures features form (SCIENCE.md item 4).
+
+In uniform superposition features arrange as regular polytopes in orthogonal subspaces (tegum
+products): k features spanning d dimensions, each with dimensionality D_i = d/k. A model's
+learned features are linked when their directions interfere; each connected component of that
+graph is one structure, named from its size k, the dimension d it spans and its members' D_i.
+
+Settings (module constants, documented here and in the README):
+  LEARNED  a feature with ||W_i|| below this is "not learned" and joins no structure.
+  LINK     features i and j interfere when |cos(W_i, W_j)| exceeds this. The regular structures
+           have |cos| >= 1/3 between members (tetrahedron) and 0 across orthogonal subspaces.
+  RANK     a component spans the dimensions whose singular values exceed RANK times its largest.
+  MATCH    a component gets a polytope's name only when every member's D_i is within MATCH of
+           d/k; otherwise it is "other".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from toysuper import metrics
+
+LEARNED = 0.5
+LINK = 0.1
+RANK = 0.1
+MATCH = 0.1
+
+# (features k, dimensions d) -> name; every member's dimensionality is then d/k
+POLYTOPES = {(1, 1): "dedicated", (2, 1): "digon", (3, 2): "triangle", (4, 3): "tetrahedron",
+             (5, 2): "pentagon", (8, 3): "square antiprism"}
+NAMES = tuple(POLYTOPES.values()) + ("other", "not learned")
+
+
+def components(W) -> list[np.ndarray]:
+    """Connected components (arrays of feature indices) of the learned features' interference graph."""
+    W = np.asarray(W, float)
+    learned = np.flatnonzero(metrics.norms(W) >= LEARNED)
+    unit = W[:, learned] / metrics.norms(W)[learned]
+    linked = np.abs(unit.T @ unit) > LINK
+    seen, found = np.zeros(len(learned), bool), []
+    for start in range(len(learned)):
+        if seen[start]:
+            continue
+        group, frontier = {start}, [start]
+        while frontier:
+            nxt = np.flatnonzero(linked[frontier].any(axis=0))
+            frontier = [j for j in nxt if j not in group]
+            group.update(frontier)
+        seen[list(group)] = True
+        found.append(learned[sorted(group)])
+    return found
+
+
+def span(W) -> int:
+    """The number of dimensions the columns of W span (singular values above RANK x the largest)."""
+    s = np.linalg.svd(np.asarray(W, float), compute_uv=False)
+    return int((s > RANK * s.max()).sum()) if s.size and s.max() > 0 else 0
+
+
+def label(W) -> np.ndarray:
+    """The structure each feature belongs to, one of NAMES."""
+    W = np.asarray(W, float)
+    dims = metrics.dimensionality(W)
+    names = np.full(W.shape[1], "not learned", dtype=object)
+    for comp in components(W):
+        k, d = len(comp), span(W[:, comp])
+        name = POLYTOPES.get((k, d))
+        if name is None or np.any(np.abs(dims[comp] - d / k) > MATCH):
+            name = "other"
+        names[comp] = name
+    return names
