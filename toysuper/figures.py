@@ -427,6 +427,54 @@ def dynamics(res):
     return fig
 
 
+def _fraction_lines(ax, axis="y"):
+    """Grey reference lines at the dimensionalities of the regular structures, labelled."""
+    for label, y in FRACTIONS.items():
+        ax.axhline(y, color="0.8", lw=0.7, zorder=0)
+        ax.text(1.01, y, label, transform=ax.get_yaxis_transform(), fontsize=7, va="center",
+                color="0.35")
+
+
+def dims_per_feature(res):
+    """Section 4: D* = m / ||W||_F^2 against 1/(1-S); sticky plateaus at 1, 1/2, ... (best seed)."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=DPI, layout="constrained")
+    for (kind, n, m), g in res.models.groupby(["kind", "n_features", "n_hidden"], sort=False):
+        g = g.assign(inv=1 / g["density"].astype(float))
+        best = best_models(g, ["density"]).sort_values("inv")
+        ax.scatter(g["inv"], g["dims_per_feature"], s=8, color="0.6", zorder=2)
+        ax.plot(best["inv"], best["dims_per_feature"], "o-", ms=3.5, lw=1, zorder=3,
+                label=f"{KIND_TITLE.get(kind, kind)}, n={n}, m={m} (lowest-loss seed)")
+    _fraction_lines(ax)
+    ax.set(xscale="log", ylim=(0, 1.08), xlabel="1 / (1-S) = 1 / density",
+           ylabel="dimensions per feature D* = m / ||W||$_F^2$")
+    ax.scatter([], [], s=8, color="0.6", label="every seed")
+    ax.legend(fontsize=7, loc="upper right")
+    fig.suptitle(f"{res.config.get('name', '')}: dimensions per feature across sparsity", fontsize=10)
+    return fig
+
+
+def feature_dims(res):
+    """Section 4: every feature's dimensionality D_i at every density (lowest-loss seed)."""
+    best = best_models(res.models, ["kind", "density"])
+    f = res.features[res.features["model"].isin(best["model"])].merge(
+        best[["model", "density"]].rename(columns={"density": "model_density"}), on="model")
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=DPI, layout="constrained")
+    rng = np.random.default_rng(0)
+    x = (1 / f["model_density"].astype(float)) * np.exp(rng.uniform(-0.04, 0.04, len(f)))
+    learned = f["norm"] >= structures.LEARNED
+    ax.scatter(x[learned], f.loc[learned, "dimensionality"], s=3, alpha=0.35, color="C0",
+               lw=0, label=f"learned features (||W_i|| >= {structures.LEARNED})")
+    ax.scatter(x[~learned], f.loc[~learned, "dimensionality"], s=3, alpha=0.2, color="0.6", lw=0,
+               label="not learned")
+    _fraction_lines(ax)
+    ax.set(xscale="log", ylim=(-0.03, 1.08), xlabel="1 / (1-S) = 1 / density",
+           ylabel="feature dimensionality D$_i$")
+    ax.legend(fontsize=7, loc="upper right", markerscale=3)
+    fig.suptitle(f"{res.config.get('name', '')}: feature dimensionalities cluster at the "
+                 f"fractions of regular structures", fontsize=10)
+    return fig
+
+
 STRUCTURE_COLOURS = dict(zip(structures.NAMES, ["#1b4f9c", "#4fa3d9", "#2e9e5b", "#a6d96a",
                                                   "#f0b03c", "#d9553b", "#9a9a9a", "#e8e8e8"]))
 
@@ -470,6 +518,8 @@ FIGURES = {
     "asymmetric_motif": asymmetric_motif,
     "dynamics": dynamics,
     "structure_mix": structure_mix,
+    "dims_per_feature": dims_per_feature,
+    "feature_dims": feature_dims,
 }
 
 
