@@ -116,3 +116,30 @@ def test_an_anticorrelated_set_is_checked_at_every_swept_density():
            "sweep": {"data.density": [0.3, 0.6]}}
     with pytest.raises(ConfigError, match="1.2 > 1"):
         config.resolve(raw)
+
+
+def test_sweep_cases_set_several_keys_together_and_are_checked_one_by_one():
+    raw = {"model": {"n_features": 4, "n_hidden": 2}, "data": {"density": 0.05},
+           "sweep": {"cases": [{"data.correlated": [[0, 1]]},
+                               {"data": {"anticorrelated": [[0, 1]], "density": 0.1}}],
+                     "train.seed": {"range": 2}}}
+    models = config.expand(config.resolve(raw))
+    assert [(m["sweep.case"], m["data.correlated"], m["data.anticorrelated"], m["data.density"])
+            for m in models[::2]] == [(0, [[0, 1]], [], 0.05), (1, [], [[0, 1]], 0.1)]
+    assert [m["train.seed"] for m in models] == [0, 1, 0, 1]
+    # the stored TOML reads back to the same sweep
+    again = config.resolve(tomllib_loads(config.to_toml(config.resolve(raw))))
+    assert config.expand(again) == models
+    bad = dict(raw, sweep={"cases": [{"data.correlated": [[0, 1]]}, {"data.anticorrelated": [[0, 1]],
+                                                                      "data.density": 0.6}]})
+    with pytest.raises(ConfigError, match=r"sweep case 1 .*1.2 > 1"):
+        config.resolve(bad)
+    with pytest.raises(ConfigError, match="cases.*list of tables"):
+        config.resolve(dict(raw, sweep={"cases": [1, 2]}))
+
+
+def tomllib_loads(text):
+    import tomllib
+    raw = tomllib.loads(text)
+    raw.pop("version", None)
+    return raw

@@ -54,6 +54,8 @@ EVALS = ("sample", "strata")
 # `data.importance[i]` / `data.density[i]` set one feature's value after the vector is built.
 FEATURE_KEY = re.compile(r"^data\.(importance|density)\[(-?\d+)\]$")
 AXIS_FORMS = ("list", "logspace", "linspace", "range")
+# [sweep] cases = [{...}, {...}]: an axis whose values each set several keys together
+CASES = "cases"
 
 
 def known_keys() -> list[str]:
@@ -141,12 +143,31 @@ def _flatten_sweep(table: dict) -> dict:
         raise ConfigError(f"[sweep] must be a table of axes, got {table!r}")
     axes = {}
     for key, value in table.items():
-        if key in SECTIONS and isinstance(value, dict) and not _is_axis_spec(value):
+        if key == CASES:
+            axes[CASES] = _flatten_cases(value)
+        elif key in SECTIONS and isinstance(value, dict) and not _is_axis_spec(value):
             for k, v in value.items():
                 axes[_check_key(f"{key}.{k}")] = v
         else:
             axes[_check_key(key)] = value
     return axes
+
+
+def _flatten_cases(cases) -> list[dict]:
+    """`cases = [{"data.correlated" = [[0, 1]]}, {data = {anticorrelated = [[0, 1]]}}]` -> flat dicts."""
+    if not (isinstance(cases, list) and cases and all(isinstance(c, dict) for c in cases)):
+        raise ConfigError(f"sweep axis 'cases' = {cases!r} must be a non-empty list of tables of "
+                          f"settings, e.g. [{{\"data.correlated\" = [[0, 1]]}}, {{}}]")
+    flat = []
+    for case in cases:
+        out = {}
+        for key, value in case.items():
+            if key in SECTIONS and isinstance(value, dict):
+                out.update({_check_key(f"{key}.{k}"): v for k, v in value.items()})
+            else:
+                out[_check_key(key)] = value
+        flat.append(out)
+    return flat
 
 
 def _is_axis_spec(value) -> bool:
@@ -192,13 +213,32 @@ def expand(cfg: dict) -> list[dict]:
     models = []
     for combo in itertools.product(*(vals for _, vals in axes)):
         settings = dict(base)
-        settings.update({k: v for (k, _), v in zip(axes, combo)})
+        for (k, vals), v in zip(axes, combo):
+            if k == CASES:  # several settings at once, and the case's index as a column
+                settings.update(v)
+                settings["sweep.case"] = vals.index(v)
+            else:
+                settings[k] = v
         models.append(settings)
     return models
 
 
 def validate(cfg: dict) -> None:
     """Check the fixed settings and every value of every axis; raises ConfigError."""
+    if CASES in cfg["sweep"]:  # each case is checked as a sweep with its settings fixed
+        for i, case in enumerate(cfg["sweep"][CASES]):
+            both = sorted(set(case) & set(cfg["sweep"]))
+            if both:
+                raise ConfigError(f"{both} set both by sweep case {i} and by a sweep axis")
+            sub = copy.deepcopy(cfg)
+            del sub["sweep"][CASES]
+            for key, value in case.items():
+                _set(sub, key, value)
+            try:
+                validate(sub)
+            except ConfigError as e:
+                raise ConfigError(f"sweep case {i} {case}: {e}") from None
+        return
     for key in ("name", "description"):
         if not isinstance(cfg[key], str):
             raise ConfigError(f"'{key}' must be a string, got {cfg[key]!r}")
