@@ -95,7 +95,9 @@ def resolve(raw: dict, overrides=()) -> dict:
                 f"and the sections {', '.join(SECTIONS + ('sweep',))}")
     for item in overrides:
         key, value = parse_override(item)
-        if key.startswith("sweep."):
+        if key == f"sweep.{CASES}":
+            cfg["sweep"][CASES] = _flatten_cases(value)
+        elif key.startswith("sweep."):
             cfg["sweep"][_check_key(key[len("sweep."):])] = value
         elif key in TOP_LEVEL:
             cfg[key] = value

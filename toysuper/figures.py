@@ -8,6 +8,7 @@ paper's practice of keeping the best of several runs.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -390,6 +391,96 @@ def asymmetric_motif(res):
     return fig
 
 
+def _swept_feature(models):
+    """The per-feature setting column ('importance[0]', 'density[-1]', ...) the sweep varies."""
+    import re
+    cols = [c for c in models.columns if re.fullmatch(r"(importance|density)\[-?\d+\]", c)
+            and models[c].nunique() > 1]
+    if len(cols) != 1:
+        raise ConfigError("figure 'nonuniform_plane' needs a sweep over one feature's setting, "
+                          "e.g. [sweep] \"data.importance[0]\" = {logspace = [0.2, 5], num = 12}; "
+                          f"this sweep varies {cols or 'none'}")
+    col = cols[0]
+    return col, int(col[col.index("[") + 1:-1])
+
+
+def nonuniform_plane(res):
+    """Section 4: the n feature vectors in the hidden plane as one feature's setting is swept."""
+    col, k = _swept_feature(res.models)
+    best = best_models(res.models, [col]).sort_values(col)
+    if (best["n_hidden"] != 2).any():
+        raise ConfigError("figure 'nonuniform_plane' needs model.n_hidden = 2 (a hidden plane)")
+    cols = min(len(best), 8)
+    rows = int(np.ceil(len(best) / cols))
+    fig = plt.figure(figsize=(1.9 * cols + 0.4, 2.1 * rows + 2.6), dpi=DPI, layout="constrained")
+    gs = fig.add_gridspec(rows + 1, cols, height_ratios=[1] * rows + [1.15])
+    n = int(best["n_features"].iloc[0])
+    special = k % n
+    for idx, (_, row) in enumerate(best.iterrows()):
+        ax = fig.add_subplot(gs[idx // cols, idx % cols])
+        W = res.W(int(row["model"]))
+        ax.add_patch(plt.Circle((0, 0), 1, fill=False, color="0.85", lw=0.8))
+        for i in range(n):
+            colour, lw = ("C3", 2.4) if i == special else ("0.35", 1.4)
+            ax.plot([0, W[0, i]], [0, W[1, i]], color=colour, lw=lw)
+            ax.plot(W[0, i], W[1, i], "o", color=colour, ms=4)
+        ax.set(xlim=(-1.4, 1.4), ylim=(-1.4, 1.4), aspect="equal", xticks=[], yticks=[])
+        ax.set_title(f"{col.split('[')[0]} = {row[col]:.3g}\nloss {row['loss']:.3g}", fontsize=8)
+    ax = fig.add_subplot(gs[rows, :])
+    ax.plot(best[col], best["loss"], "o-", color="k", ms=3, label="loss (best seed)")
+    ax.set(xscale="log", xlabel=f"{col} of feature {special} (red), the others fixed",
+           ylabel="loss")
+    norm = res.features.set_index(["model", "feature"])["norm"]
+    ax2 = ax.twinx()
+    ax2.plot(best[col], [norm[(int(m), special)] for m in best["model"]], "s--", color="C3", ms=3,
+             label=f"||W_{special}||")
+    ax2.set_ylabel(f"||W$_{special}$||", color="C3")
+    ax2.set_ylim(0, 1.3)
+    fig.suptitle(f"{res.config.get('name', '')}: n={n} features in m=2 as feature {special}'s "
+                 f"{col.split('[')[0]} changes", fontsize=10)
+    return fig
+
+
+def _sets(value) -> list:
+    return json.loads(value) if isinstance(value, str) else list(value)
+
+
+def sets_plane(res):
+    """Section 4: features in the hidden plane coloured by correlated / anticorrelated set, per case."""
+    by = [c for c in ("case", "density") if c in res.models and res.models[c].nunique() > 1] or ["kind"]
+    best = best_models(res.models, by).sort_values(by)
+    if (best["n_hidden"] != 2).any():
+        raise ConfigError("figure 'sets_plane' needs model.n_hidden = 2 (a hidden plane)")
+    fig, axes = plt.subplots(1, len(best), figsize=(2.9 * len(best) + 0.3, 3.6), squeeze=False,
+                             dpi=DPI, layout="constrained")
+    palette = {"correlated": ["#1f77b4", "#2ca02c", "#17becf"], "anticorrelated": ["#d62728", "#ff7f0e", "#e377c2"]}
+    for ax, (_, row) in zip(axes[0], best.iterrows()):
+        W = res.W(int(row["model"]))
+        colour, what = ["0.45"] * W.shape[1], []
+        for kind in ("correlated", "anticorrelated"):
+            for j, members in enumerate(_sets(row[kind])):
+                for i in members:
+                    colour[i] = palette[kind][j % 3]
+                what.append(f"{kind} {{{', '.join(map(str, members))}}}")
+                if kind == "correlated":  # how far the set collapsed onto one direction
+                    u, sv, _ = np.linalg.svd(W[:, members])
+                    share = sv[0] ** 2 / max((sv ** 2).sum(), 1e-12)
+                    what[-1] += f": {share:.0%} on its 1st PC"
+                    ax.plot([-1.3 * u[0, 0], 1.3 * u[0, 0]], [-1.3 * u[1, 0], 1.3 * u[1, 0]],
+                            ls=":", lw=0.9, color=palette[kind][j % 3])
+        ax.add_patch(plt.Circle((0, 0), 1, fill=False, color="0.85", lw=0.8))
+        for i in range(W.shape[1]):
+            ax.plot([0, W[0, i]], [0, W[1, i]], color=colour[i], lw=2)
+            ax.annotate(str(i), (W[0, i], W[1, i]), xytext=(3, 3), textcoords="offset points",
+                        fontsize=8, color=colour[i])
+        ax.set(xlim=(-1.35, 1.35), ylim=(-1.35, 1.35), aspect="equal", xticks=[], yticks=[])
+        ax.set_title("\n".join(what or ["independent"]) + f"\n1-S = {row['density']:.3g}, "
+                     f"loss {row['loss']:.3g}", fontsize=8)
+    fig.suptitle(f"{res.config.get('name', '')}: features W_i in the hidden plane, coloured by "
+                 f"set (grey: independent)", fontsize=10)
+    return fig
+
+
 # Dimensionalities of the regular structures of SCIENCE.md item 4 (d dimensions, k features: d/k)
 FRACTIONS = {"1": 1, "3/4": 3 / 4, "2/3": 2 / 3, "1/2": 1 / 2, "2/5": 2 / 5, "3/8": 3 / 8, "1/3": 1 / 3}
 
@@ -520,6 +611,8 @@ FIGURES = {
     "structure_mix": structure_mix,
     "dims_per_feature": dims_per_feature,
     "feature_dims": feature_dims,
+    "nonuniform_plane": nonuniform_plane,
+    "sets_plane": sets_plane,
 }
 
 
