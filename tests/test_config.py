@@ -143,3 +143,10 @@ def tomllib_loads(text):
     raw = tomllib.loads(text)
     raw.pop("version", None)
     return raw
+
+
+def test_sweep_cases_can_be_given_on_the_command_line():
+    cfg = resolve({"model": {"n_features": 4}},
+                  ['sweep.cases=[{"data.correlated" = [[0, 1]]}, {"data.density" = 0.5}]'])
+    models = config.expand(cfg)
+    assert [(m["data.correlated"], m["data.density"]) for m in models] == [([[0, 1]], 1.0), ([], 0.5)]
