@@ -9,6 +9,7 @@ paper's practice of keeping the best of several runs.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import matplotlib
@@ -43,10 +44,6 @@ def _derived(res, name, make):
 def _kinds(models):
     found = list(dict.fromkeys(models["kind"]))
     return sorted(found, key=lambda k: (KIND_ORDER.index(k) if k in KIND_ORDER else 99, k))
-
-
-def _density_label(p):
-    return f"density {p:.3g}\n1-S = {p:.3g}, S = {1 - p:.3g}"
 
 
 def feature_plane(res):
@@ -393,7 +390,6 @@ def asymmetric_motif(res):
 
 def _swept_feature(models):
     """The per-feature setting column ('importance[0]', 'density[-1]', ...) the sweep varies."""
-    import re
     cols = [c for c in models.columns if re.fullmatch(r"(importance|density)\[-?\d+\]", c)
             and models[c].nunique() > 1]
     if len(cols) != 1:
@@ -518,7 +514,7 @@ def dynamics(res):
     return fig
 
 
-def _fraction_lines(ax, axis="y"):
+def _fraction_lines(ax):
     """Grey reference lines at the dimensionalities of the regular structures, labelled."""
     for label, y in FRACTIONS.items():
         ax.axhline(y, color="0.8", lw=0.7, zorder=0)

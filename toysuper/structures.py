@@ -7,8 +7,10 @@ graph is one structure, named from its size k, the dimension d it spans and its 
 
 Settings (module constants, documented here and in the README):
   LEARNED  a feature with ||W_i|| below this is "not learned" and joins no structure.
-  LINK     features i and j interfere when |cos(W_i, W_j)| exceeds this. The regular structures
-           have |cos| >= 1/3 between members (tetrahedron) and 0 across orthogonal subspaces.
+  LINK     features i and j interfere when |cos(W_i, W_j)| exceeds this. Every regular
+           structure is connected through links of |cos| >= 0.31 (pentagon neighbours; the
+           tetrahedron's 1/3), and ideal orthogonal subspaces have 0; trained models leave
+           0.1-0.2 between subspaces, which a threshold of 0.1 would wrongly join.
   RANK     a component spans the dimensions whose singular values exceed RANK times its largest.
   MATCH    a component gets a polytope's name only when every member's D_i is within MATCH of
            d/k; otherwise it is "other".
@@ -21,7 +23,7 @@ import numpy as np
 from toysuper import metrics
 
 LEARNED = 0.5
-LINK = 0.1
+LINK = 0.2
 RANK = 0.1
 MATCH = 0.1
 
