@@ -211,14 +211,16 @@ def axis_values(key: str, spec) -> list:
 def expand(cfg: dict) -> list[dict]:
     """The flat settings of every model, in sweep order (the first axis varies slowest)."""
     base = {f"{s}.{k}": v for s in SECTIONS for k, v in cfg[s].items()}
-    axes = [(k, axis_values(k, spec)) for k, spec in cfg["sweep"].items()]
+    # a case is (its index, its settings): the index becomes the table column `case`
+    axes = [(k, list(enumerate(spec)) if k == CASES else axis_values(k, spec))
+            for k, spec in cfg["sweep"].items()]
     models = []
     for combo in itertools.product(*(vals for _, vals in axes)):
         settings = dict(base)
-        for (k, vals), v in zip(axes, combo):
-            if k == CASES:  # several settings at once, and the case's index as a column
-                settings.update(v)
-                settings["sweep.case"] = vals.index(v)
+        for (k, _), v in zip(axes, combo):
+            if k == CASES:  # several settings at once
+                settings["sweep.case"], case = v
+                settings.update(case)
             else:
                 settings[k] = v
         models.append(settings)
