@@ -42,6 +42,9 @@ DEFAULTS = {
         "eval": "sample",
         # copies of the weights kept at this many about log-spaced steps (learning dynamics)
         "snapshots": 0,
+        # "fast": one hashed draw per entry; "reference": the notebook's two threefry draws.
+        # Same law, different random numbers (toysuper/data.py).
+        "sampler": "fast",
         "seed": 0,
     },
     # Models per compiled chunk: bounds memory; results do not depend on it.
@@ -342,6 +345,9 @@ def check_value(key: str, v, settings: dict) -> None:
     elif key == "data.law":
         if v not in data.LAWS:
             raise ConfigError(f"data.law = {v!r} is not one of: {', '.join(data.LAWS)}")
+    elif key == "train.sampler":
+        if v not in data.SAMPLERS:
+            raise ConfigError(f"train.sampler = {v!r} is not one of: {', '.join(data.SAMPLERS)}")
     elif key == "train.eval":
         if v not in EVALS:
             raise ConfigError(f"train.eval = {v!r} is not one of: {', '.join(EVALS)}")

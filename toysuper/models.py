@@ -1,6 +1,9 @@
-"""The toy networks of SCIENCE.md, each written for one network and one example.
+"""The toy networks of SCIENCE.md, each written for one network.
 
-Batches of examples and sweeps of models are added with `jax.vmap` in train.py. Every model has
+A network maps x[n] to x'[n], or a batch x[n, B] (examples as columns) to x'[n, B]. Features
+come first because the batch is the long axis: laid out last, it is what elementwise work
+vectorises over, which for the phase models (n = 2) is 3x faster than a last axis of 2 features;
+and a batch's products are single GEMMs. Sweeps of models are added in train.py. Every model has
 an embedding (m x n, its columns the features' directions in the hidden space, the matrix the
 feature metrics read; its rows the hidden neurons' input weights) and an output bias `b` (n).
 A model's `target` is what its output should reproduce: x itself, or |x| for the computation task.
@@ -18,6 +21,11 @@ def _identity(z):
     return z
 
 
+def _column(b, x):
+    """The bias as a column when x is a batch of columns."""
+    return b[:, None] if x.ndim == 2 else b
+
+
 class TiedModel(nn.Module):
     """x' = out(W^T hidden(W x) + b), W Xavier-normal and b = 0 at init, as in the reference notebook.
 
@@ -31,10 +39,10 @@ class TiedModel(nn.Module):
     hidden: Callable = _identity
 
     @nn.compact
-    def __call__(self, x_N):
+    def __call__(self, x):
         W = self.param("W", nn.initializers.xavier_normal(), (self.m, self.n))
         b = self.param("b", nn.initializers.zeros, (self.n,))
-        return self.out(W.T @ self.hidden(W @ x_N) + b)
+        return self.out(W.T @ self.hidden(W @ x) + _column(b, x))
 
 
 class UntiedModel(nn.Module):
@@ -44,11 +52,11 @@ class UntiedModel(nn.Module):
     m: int
 
     @nn.compact
-    def __call__(self, x_N):
+    def __call__(self, x):
         W1 = self.param("W1", nn.initializers.xavier_normal(), (self.m, self.n))
         W2 = self.param("W2", nn.initializers.xavier_normal(), (self.n, self.m))
         b = self.param("b", nn.initializers.zeros, (self.n,))
-        return nn.relu(W2 @ nn.relu(W1 @ x_N) + b)
+        return nn.relu(W2 @ nn.relu(W1 @ x) + _column(b, x))
 
 
 class Spec(NamedTuple):

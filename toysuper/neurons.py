@@ -168,13 +168,13 @@ def _feature_errors(kind, params, p_N, key, batch, law):
     net = spec.build(n, params[spec.embed].shape[0])
     k_x, k_i = jax.random.split(key)
     x = data.sample(k_x, p_N, batch, law)
-    mag = jnp.abs(data.LAWS[law](k_i, (batch,)))
+    mag = jnp.abs(data.magnitudes(k_i, (batch,), law))
 
     def one(i):
         def err(xi):
-            xs = x.at[:, i].set(xi)
-            y = jax.vmap(lambda v: net.apply({"params": params}, v))(xs)
-            return jnp.mean((spec.target(xs[:, i]) - y[:, i]) ** 2)
+            xs = x.at[i].set(xi)
+            y = net.apply({"params": params}, xs)
+            return jnp.mean((spec.target(xs[i]) - y[i]) ** 2)
         return jnp.stack([err(mag), err(-mag), err(jnp.zeros(batch))])
 
     return jax.lax.map(one, jnp.arange(n))

@@ -34,6 +34,9 @@ from toysuper import models as models_mod
 from toysuper.config import ConfigError
 
 TABLES = ("models", "features", "history")
+# Settings whose default changed: a results directory written before the setting existed was
+# made with this value, not today's default.
+LEGACY = {"train": {"sampler": "reference"}}
 SHAPE = ".shape"  # weights.npz key suffix: each model's true shape of that parameter
 PRODUCTS = ("models.parquet", "features.parquet", "history.parquet", "weights.npz",
             "snapshots.npz", "summary.json")
@@ -115,7 +118,8 @@ def prepare(out: Path, cfg: dict, force: bool) -> None:
         # what the models are: [run] only chunks the work, and figures can be redrawn any time
         # settings added to toysuper since `old` was written take their defaults there
         differ = [k for k in ("model", "data", "train", "sweep")
-                  if {**config_mod.DEFAULTS.get(k, {}), **old.get(k, {})} != new.get(k)]
+                  if {**config_mod.DEFAULTS.get(k, {}), **LEGACY.get(k, {}), **old.get(k, {})}
+                  != new.get(k)]
         if differ and not force:
             raise ConfigError(
                 f"'{out}' holds results of a different configuration (differs in: "

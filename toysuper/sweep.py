@@ -3,6 +3,7 @@
 Models are grouped by their static `train.Shape`; each group is cut into chunks of at most
 `run.chunk_size` models, all padded to one width so that a Shape compiles once. A finished chunk
 is saved at once, so an interrupted or failing sweep resumes from where it stopped.
+Widths are whole multiples of `train.width_quantum` (groups of models on every device).
 """
 
 from __future__ import annotations
@@ -20,12 +21,6 @@ import pandas as pd
 
 from toysuper import config, data, metrics, models, store, structures, train
 from toysuper.config import ConfigError
-
-# XLA:CPU picks a different dot kernel for a model axis narrower than this, which changes a
-# model's float rounding; padding every chunk to a multiple of it keeps each model's result
-# bit-identical whatever else shares its chunk (checked on jax 0.10.2).
-VMAP_GRANULE = 8
-
 
 class TrainingError(RuntimeError):
     """A model's loss became non-finite; names the model and its settings."""
@@ -46,14 +41,15 @@ def plan(settings: list[dict], chunk_size: int) -> list[Chunk]:
         groups.setdefault(train.Shape.of(s), []).append(i)
     chunks = []
     for shape, ids in groups.items():
-        width = _round_up(min(len(ids), _round_up(chunk_size)))
+        q = train.width_quantum(shape)
+        width = _round_up(min(len(ids), _round_up(chunk_size, q)), q)
         for start in range(0, len(ids), width):
             chunks.append(Chunk(len(chunks), shape, tuple(ids[start:start + width]), width))
     return chunks
 
 
-def _round_up(k: int) -> int:
-    return math.ceil(k / VMAP_GRANULE) * VMAP_GRANULE
+def _round_up(k: int, q: int) -> int:
+    return math.ceil(k / q) * q
 
 
 # Settings added after results were published enter the hash only when set, so that a model

@@ -1,8 +1,17 @@
-"""Training many toy models at once: one network's step, vmapped over models, scanned over steps.
+"""Training many toy models at once: one network's step, scanned over steps, mapped over models.
 
 Settings that fix array shapes or control flow form a `Shape`, and each Shape compiles once.
 Everything else (PRNG key, importance, density, learning rate, weight decay) is a per-model
 array in `Hyper`, so one compiled program trains any mix of them.
+
+How models are laid over the machine: the model axis of a chunk is split evenly over every
+visible device (`jax.shard_map` on a one-axis Mesh, across hosts too after
+`jax.distributed.initialize()`); on each device, models are vmapped in groups of
+`group_size(shape)` and the groups run one after another (`jax.lax.map`). A group's batch is
+sized to stay in cache: on a CPU a sweep vmapped whole streams every elementwise pass through
+memory, and 20 MB arrays at the ~5 GB/s of our 2-core machine cost more than the matrix products.
+Each model is computed by the same group program whatever shares its chunk or device, so its
+result does not depend on them.
 """
 
 from __future__ import annotations
@@ -18,10 +27,19 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
 from toysuper import data, models
 
 # How often each Shape's programs were traced; tests assert one trace per sweep shape.
 TRACES: collections.Counter = collections.Counter()
+
+# A group of models vmapped together holds about this many batch entries (batch x n_features
+# per model): 1 MiB per float32 array, so a step's few live arrays stay in L2/L3 cache.
+GROUP_ENTRIES = 2 ** 18
+# A group of one model runs its products as unbatched dots, 3x slower on XLA:CPU than two.
+MIN_GROUP, MAX_GROUP = 2, 256
 
 
 @dataclass(frozen=True)
@@ -38,6 +56,8 @@ class Shape:
     eval_batch: int
     eval: str = "sample"
     snapshots: int = 0
+    sampler: str = "fast"
+    sets: bool = False  # correlated or anticorrelated sets: features share draws
 
     @classmethod
     def of(cls, s: dict) -> "Shape":
@@ -45,7 +65,8 @@ class Shape:
         return cls(s["model.kind"], s["model.n_features"], s["model.n_hidden"], s["data.law"],
                    s["train.steps"], s["train.batch"], s["train.schedule"], s["train.warmup"],
                    s["train.log_every"], s["train.eval_batch"], s["train.eval"],
-                   s["train.snapshots"])
+                   s["train.snapshots"], s["train.sampler"],
+                   bool(s["data.correlated"] or s["data.anticorrelated"]))
 
 
 class Hyper(NamedTuple):
@@ -80,15 +101,17 @@ def _streams(key):
     return jax.random.split(key, 2)
 
 
-def _loss(shape: Shape, params, x_BxN, imp_N):
+def draw(shape: Shape, key, hp: Hyper):
+    """One batch of training (or evaluation) data for one model."""
+    sets = (hp.group, hp.low) if shape.sets else (None, None)
+    return data.sample(key, hp.p, shape.batch, shape.law, *sets, sampler=shape.sampler)
+
+
+def _loss(shape: Shape, params, x_NxB, imp_N):
     """Mean over the batch of sum_i I_i (target_i - x'_i)^2."""
     spec = models.MODELS[shape.kind]
-    net = spec.build(shape.n, shape.m)
-
-    def one(x_N):
-        return jnp.sum(imp_N * (spec.target(x_N) - net.apply(params, x_N)) ** 2)
-
-    return jnp.mean(jax.vmap(one)(x_BxN))
+    out = spec.build(shape.n, shape.m).apply(params, x_NxB)
+    return jnp.mean(jnp.sum(imp_N[:, None] * (spec.target(x_NxB) - out) ** 2, axis=0))
 
 
 def init_one(shape: Shape, hp: Hyper):
@@ -104,8 +127,7 @@ def segment_one(shape: Shape, state, hp: Hyper, segment):
 
     def step(state, i):
         params, opt_state = state
-        x = data.sample(jax.random.fold_in(k_train, segment * shape.log_every + i), hp.p,
-                        shape.batch, shape.law, hp.group, hp.low)
+        x = draw(shape, jax.random.fold_in(k_train, segment * shape.log_every + i), hp)
         loss, grads = jax.value_and_grad(functools.partial(_loss, shape))(params, x, hp.imp)
         updates, opt_state = opt.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
@@ -131,15 +153,31 @@ def evaluate_one(shape: Shape, params, hp: Hyper):
     def block(total, i):
         key = jax.random.fold_in(hp.eval_key, i)
         if shape.eval == "sample":
-            x = data.sample(key, hp.p, shape.batch, shape.law, hp.group, hp.low)
+            x = draw(shape, key, hp)
             return total + _loss(shape, params, x, hp.imp) / blocks, None
         on = patterns[i % patterns.shape[0]]  # blocks cycle through the patterns
-        x = data.LAWS[shape.law](key, (shape.batch, shape.n)) * on[None, :]
+        x = data.magnitudes(key, (shape.n, shape.batch), shape.law, shape.sampler) * on[:, None]
         weight = prob[i % patterns.shape[0]] * patterns.shape[0] / blocks
         return total + weight * _loss(shape, params, x, hp.imp), None
 
     total, _ = jax.lax.scan(block, jnp.zeros(()), jnp.arange(blocks))
     return total
+
+
+def group_size(shape: Shape) -> int:
+    """Models vmapped together on a device; a power of two from MIN_GROUP to MAX_GROUP."""
+    fit = max(1, GROUP_ENTRIES // (shape.batch * shape.n))
+    return int(min(max(2 ** int(math.log2(fit)), MIN_GROUP), MAX_GROUP))
+
+
+def mesh() -> Mesh:
+    """Every visible device (all hosts' after jax.distributed.initialize) on one axis, "models"."""
+    return Mesh(np.array(jax.devices()), ("models",))
+
+
+def width_quantum(shape: Shape) -> int:
+    """A chunk's model axis is a multiple of this: whole groups on every device."""
+    return group_size(shape) * len(jax.devices())
 
 
 class Programs(NamedTuple):
@@ -150,20 +188,47 @@ class Programs(NamedTuple):
 
 @functools.lru_cache(maxsize=None)
 def programs(shape: Shape) -> Programs:
-    """The jitted, model-vmapped programs of one Shape (compiled on first call, then cached)."""
+    """The jitted programs of one Shape over a chunk of models (compiled on first call, then cached)."""
+    G, devices = group_size(shape), mesh()
+    split = PartitionSpec("models")
 
     def counted(name, fn):
         def traced(*args):
             TRACES[(shape, name)] += 1
-            return fn(shape, *args)
+            return fn(*args)
         return traced
 
+    def over_models(name, one, extra=False):
+        """one(*per_model_args[, shared]) mapped over the models of a chunk."""
+        def local(*args):  # the models on one device, in groups of G
+            shared = args[-1] if extra else None
+            mapped = args[:-1] if extra else args
+            fn = (lambda a: one(shape, *a, shared)) if extra else (lambda a: one(shape, *a))
+            return jax.lax.map(fn, mapped, batch_size=G)
+        n_args = {"init": 1, "segment": 3, "evaluate": 2}[name]
+        specs = tuple(split if i < n_args - extra else PartitionSpec() for i in range(n_args))
+        return counted(name, jax.shard_map(local, mesh=devices, in_specs=specs, out_specs=split))
+
     return Programs(
-        init=jax.jit(jax.vmap(counted("init", init_one))),
-        segment=jax.jit(jax.vmap(counted("segment", segment_one), in_axes=(0, 0, None)),
-                        donate_argnums=0),
-        evaluate=jax.jit(jax.vmap(counted("evaluate", evaluate_one))),
+        init=jax.jit(over_models("init", init_one)),
+        segment=jax.jit(over_models("segment", segment_one, extra=True), donate_argnums=0),
+        evaluate=jax.jit(over_models("evaluate", evaluate_one)),
     )
+
+
+def place(hp: Hyper) -> Hyper:
+    """Per-model inputs as global arrays split over the mesh (each host holds all of hp)."""
+    sharding = NamedSharding(mesh(), PartitionSpec("models"))
+    return jax.tree.map(
+        lambda a: jax.make_array_from_callback(a.shape, sharding, lambda idx, a=a: a[idx]),
+        jax.tree.map(np.asarray, hp))
+
+
+def to_host(tree):
+    """NumPy copies of (possibly multi-host) arrays, gathered in full on every host."""
+    if jax.process_count() > 1:
+        return multihost_utils.process_allgather(tree, tiled=True)
+    return jax.tree.map(lambda a: np.array(a, copy=True), tree)
 
 
 def model_keys(seeds, salts) -> np.ndarray:
@@ -213,21 +278,22 @@ def train(shape: Shape, hp: Hyper, on_segment=lambda: None) -> Trained:
     `on_segment` is called after each finished segment, for progress reporting.
     """
     prog = programs(shape)
+    hp = place(hp)
     state = prog.init(hp)
     history, pending, snaps = [], None, []
     at = set(snapshot_steps(shape.steps, shape.log_every, shape.snapshots) // shape.log_every - 1)
     for seg in range(shape.steps // shape.log_every):
         state, loss = prog.segment(state, hp, seg)
         if seg in at:  # a copy: the next segment reuses (donates) these buffers
-            snaps.append(jax.tree.map(lambda a: np.array(a, copy=True), state[0]))
+            snaps.append(to_host(state[0]))
         # Wait for the previous segment, not this one, so the device always has work queued.
         if pending is not None:
-            history.append(np.asarray(pending))
+            history.append(to_host(pending))
             on_segment()
         pending = loss
-    history.append(np.asarray(pending))
+    history.append(to_host(pending))
     on_segment()
     params = state[0]
-    final = np.asarray(prog.evaluate(params, hp))
+    final = to_host(prog.evaluate(params, hp))
     stacked = jax.tree.map(lambda *a: np.stack(a, axis=1), *snaps) if snaps else {}
-    return Trained(jax.tree.map(np.asarray, params), np.stack(history, axis=1), final, stacked)
+    return Trained(to_host(params), np.stack(history, axis=1), final, stacked)
