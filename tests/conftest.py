@@ -16,3 +16,11 @@ def tiny():
         "train": {"steps": 200, "batch": 256, "log_every": 50, "eval_batch": 1024, "lr": 3e-3},
         "sweep": {"data.density": [1.0, 0.3, 0.1]},
     }
+
+
+@pytest.fixture
+def chunky(tiny):
+    """`tiny` with 20 features at batch 1024: groups of 8 models (train.group_size), so that
+    run.chunk_size = 8 cuts a sweep into several chunks."""
+    return dict(tiny, model={"kind": "relu", "n_features": 20, "n_hidden": 5},
+                train=dict(tiny["train"], batch=1024, steps=100))

@@ -20,8 +20,8 @@ def test_model_identical_alone_and_inside_a_bigger_sweep(tiny, tmp_path):
     assert res_big.models.loc[i, "loss"] == res_alone.models.loc[0, "loss"]
 
 
-def test_chunk_size_does_not_change_results(tiny, tmp_path):
-    cfg = dict(tiny, sweep={"data.density": {"logspace": [1, 0.05], "num": 10}})
+def test_chunk_size_does_not_change_results(chunky, tmp_path):
+    cfg = dict(chunky, sweep={"data.density": {"logspace": [1, 0.05], "num": 10}})
     one = toysuper.run(cfg, out=tmp_path / "one", progress=False)
     many = toysuper.run(cfg, ["run.chunk_size=8"], out=tmp_path / "many", progress=False)
     assert len(sweep.plan(sweep_settings(cfg), 8)) == 2
@@ -34,20 +34,20 @@ def sweep_settings(cfg):
     return config.expand(config.resolve(cfg))
 
 
-def test_one_compilation_per_sweep_shape(tiny, tmp_path):
+def test_one_compilation_per_sweep_shape(chunky, tmp_path):
     # two kinds -> two shapes; three chunks of the relu shape still compile once
-    cfg = dict(tiny, sweep={"model.kind": ["linear", "relu"], "train.seed": {"range": 20}},
+    cfg = dict(chunky, sweep={"model.kind": ["linear", "relu"], "train.seed": {"range": 20}},
                run={"chunk_size": 8})
-    cfg["train"] = dict(tiny["train"], steps=150)  # a shape no other test compiles
+    cfg["train"] = dict(chunky["train"], steps=150)  # a shape no other test compiles
     train.TRACES.clear()
     toysuper.run(cfg, out=tmp_path / "r", progress=False)
     shapes = {s for s, _ in train.TRACES}
-    assert len(shapes) == 2
+    assert len(shapes) == 2 and len(sweep.plan(sweep_settings(cfg), 8)) == 6
     assert all(count == 1 for count in train.TRACES.values()), train.TRACES
 
 
-def test_interrupted_sweep_keeps_finished_chunks_and_resumes(tiny, tmp_path, monkeypatch):
-    cfg = dict(tiny, sweep={"train.seed": {"range": 20}}, run={"chunk_size": 8})
+def test_interrupted_sweep_keeps_finished_chunks_and_resumes(chunky, tmp_path, monkeypatch):
+    cfg = dict(chunky, sweep={"train.seed": {"range": 20}}, run={"chunk_size": 8})
     out = tmp_path / "r"
     real_train, calls = train.train, []
 
