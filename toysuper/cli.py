@@ -22,6 +22,8 @@ def main(argv=None) -> int:
     p.add_argument("--force", action="store_true",
                    help="replace results of a different configuration in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--plan", action="store_true",
+                   help="train nothing: print models, chunks, estimated memory and time")
 
     p = sub.add_parser("plot", help="redraw the figures of a results directory without training")
     p.add_argument("results", help="a results directory written by `toysuper run`")
@@ -31,7 +33,10 @@ def main(argv=None) -> int:
     p.add_argument("folder", nargs="?", help="folder of experiment files (default: experiments/)")
 
     args = parser.parse_args(argv)
+    from toysuper import train
     from toysuper.config import ConfigError  # after parsing, so --help stays instant
+
+    train.use_all_cpu_cores()
 
     try:
         return COMMANDS[args.command](args)
@@ -47,6 +52,9 @@ def main(argv=None) -> int:
 def _run(args) -> int:
     from toysuper import sweep
 
+    if args.plan:
+        print(sweep.describe_plan(args.experiment, args.overrides, out=args.out))
+        return 0
     try:
         res = sweep.run(args.experiment, args.overrides, out=args.out, force=args.force,
                         progress=not args.quiet)

@@ -47,8 +47,9 @@ DEFAULTS = {
         "sampler": "fast",
         "seed": 0,
     },
-    # Models per compiled chunk: bounds memory; results do not depend on it.
-    "run": {"chunk_size": 4096},
+    # Models per compiled chunk (a chunk is saved as soon as it finishes) and the device memory
+    # one chunk may use, per device; the smaller bound wins. Results do not depend on either.
+    "run": {"chunk_size": 4096, "memory_gb": 4.0},
 }
 TOP_LEVEL = {"name", "description", "figures", "tables"}
 SECTIONS = tuple(DEFAULTS)
@@ -354,6 +355,9 @@ def check_value(key: str, v, settings: dict) -> None:
     elif key == "train.schedule":
         if v not in SCHEDULES:
             raise ConfigError(f"train.schedule = {v!r} is not one of: {', '.join(SCHEDULES)}")
+    elif key == "run.memory_gb":
+        if not _is_number(v) or v <= 0:
+            raise ConfigError(f"run.memory_gb = {v!r} must be a positive number of gigabytes")
     elif key in ("train.lr", "train.weight_decay"):
         if not _is_number(v) or v < 0 or (key == "train.lr" and v == 0):
             what = "a positive number" if key == "train.lr" else "a number >= 0"

@@ -108,18 +108,26 @@ def write_table(path: Path, df: pd.DataFrame) -> None:
     _atomic(path, lambda p: df.to_parquet(p, index=False))
 
 
+def differences(out: Path, cfg: dict) -> list[str]:
+    """Sections in which the results in `out` were made with other settings than `cfg`."""
+    stored = Path(out) / "config.toml"
+    if not stored.exists():
+        return []
+    old = tomllib.loads(stored.read_text())
+    new = tomllib.loads(config_mod.to_toml(cfg))
+    # what the models are: [run] only chunks the work, and figures can be redrawn any time;
+    # settings added to toysuper since `old` was written take their defaults (or LEGACY) there
+    return [k for k in ("model", "data", "train", "sweep")
+            if {**config_mod.DEFAULTS.get(k, {}), **LEGACY.get(k, {}), **old.get(k, {})}
+            != new.get(k)]
+
+
 def prepare(out: Path, cfg: dict, force: bool) -> None:
     """Make `out` ready for `cfg`: refuse other configs unless forced, keep finished chunks."""
     out = Path(out)
     stored = out / "config.toml"
     if stored.exists():
-        old = tomllib.loads(stored.read_text())
-        new = tomllib.loads(config_mod.to_toml(cfg))
-        # what the models are: [run] only chunks the work, and figures can be redrawn any time
-        # settings added to toysuper since `old` was written take their defaults there
-        differ = [k for k in ("model", "data", "train", "sweep")
-                  if {**config_mod.DEFAULTS.get(k, {}), **LEGACY.get(k, {}), **old.get(k, {})}
-                  != new.get(k)]
+        differ = differences(out, cfg)
         if differ and not force:
             raise ConfigError(
                 f"'{out}' holds results of a different configuration (differs in: "

@@ -16,6 +16,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import jax
 import numpy as np
 import pandas as pd
 
@@ -34,8 +35,12 @@ class Chunk:
     width: int      # padded size of the model axis
 
 
-def plan(settings: list[dict], chunk_size: int) -> list[Chunk]:
-    """Group models by Shape (in order of first appearance) and cut groups into chunks."""
+def plan(settings: list[dict], chunk_size: int, memory_gb: float = math.inf) -> list[Chunk]:
+    """Group models by Shape (in order of first appearance) and cut groups into chunks.
+
+    A chunk holds at most `chunk_size` models (rounded up to whole groups) and fits in
+    `memory_gb` per device by `train.memory`'s estimate.
+    """
     groups: dict[train.Shape, list[int]] = {}
     for i, s in enumerate(settings):
         groups.setdefault(train.Shape.of(s), []).append(i)
@@ -43,9 +48,26 @@ def plan(settings: list[dict], chunk_size: int) -> list[Chunk]:
     for shape, ids in groups.items():
         q = train.width_quantum(shape)
         width = _round_up(min(len(ids), _round_up(chunk_size, q)), q)
+        fits = _fits(shape, memory_gb)
+        if fits < q:
+            per_model, in_flight = train.memory(shape)
+            need = (in_flight + per_model * q // len(jax.devices())) / 2**30
+            raise ConfigError(
+                f"run.memory_gb = {memory_gb} is too small for {shape.kind} models of "
+                f"n_features = {shape.n}, train.batch = {shape.batch}: one group of {q} models "
+                f"needs about {need:.2f} GB; raise run.memory_gb or lower train.batch")
+        width = min(width, fits // q * q)
         for start in range(0, len(ids), width):
             chunks.append(Chunk(len(chunks), shape, tuple(ids[start:start + width]), width))
     return chunks
+
+
+def _fits(shape: train.Shape, memory_gb: float) -> int:
+    """The most models of `shape` whose chunk fits in memory_gb per device."""
+    if math.isinf(memory_gb):
+        return 2**62
+    per_model, in_flight = train.memory(shape)
+    return max(0, int((memory_gb * 2**30 - in_flight) // per_model)) * len(jax.devices())
 
 
 def _round_up(k: int, q: int) -> int:
@@ -93,7 +115,7 @@ def run(experiment, overrides=(), out=None, force=False, progress=True) -> store
     out = Path(out) if out is not None else Path("results") / cfg["name"]
     store.prepare(out, cfg, force)
     settings = config.expand(cfg)
-    chunks = plan(settings, cfg["run"]["chunk_size"])
+    chunks = plan(settings, cfg["run"]["chunk_size"], cfg["run"]["memory_gb"])
     t0 = time.time()
 
     done = {c.index: store.load_part(out, c.index, np.array(c.ids)) for c in chunks}
@@ -120,6 +142,81 @@ def run(experiment, overrides=(), out=None, force=False, progress=True) -> store
     tables.derive(res)
     figures.draw(res)
     return res
+
+
+def describe_plan(experiment, overrides=(), out=None, probe=True) -> str:
+    """What `run` would do, without training: models, chunks, memory and an estimated time.
+
+    The time comes from a probe: each Shape's segment program is compiled and one segment of
+    one width quantum of models is timed on this machine, then scaled by the chunk widths.
+    """
+    cfg = config.load(find_experiment(experiment), overrides)
+    out = Path(out) if out is not None else Path("results") / cfg["name"]
+    settings = config.expand(cfg)
+    chunks = plan(settings, cfg["run"]["chunk_size"], cfg["run"]["memory_gb"])
+    devices = jax.devices()
+    differ = store.differences(out, cfg)
+    done = sum(store.load_part(out, c.index, np.array(c.ids)) is not None for c in chunks) \
+        if (out / "config.toml").exists() and not differ else 0
+    lines = [f"{cfg['name']}: {len(settings)} models in {len(chunks)} chunks on "
+             f"{len(devices)} {devices[0].platform} device(s); "
+             f"run.chunk_size = {cfg['run']['chunk_size']}, run.memory_gb = {cfg['run']['memory_gb']}"]
+    if differ:
+        lines.append(f"  {out} holds results of another configuration (differs in: "
+                     f"{', '.join(differ)}): run refuses them unless --force, which replaces them")
+    elif done:
+        lines.append(f"  {out}: {done} of {len(chunks)} chunks already finished (they are kept)")
+    total_s, host = 0.0, 0
+    for shape in dict.fromkeys(c.shape for c in chunks):
+        mine = [c for c in chunks if c.shape == shape]
+        per_model, in_flight = train.memory(shape)
+        width = max(c.width for c in mine)
+        device_gb = (in_flight + per_model * width / len(devices)) / 2**30
+        models = sum(len(c.ids) for c in mine)
+        P = train.n_params(shape)
+        # tables (settings, per-feature rows, loss history) and weights, kept until written
+        host += models * (400 + 80 * shape.n + 24 * (shape.steps // shape.log_every)
+                          + 4 * P * (1 + shape.snapshots))
+        lines.append(f"  {shape.kind} n={shape.n} m={shape.m} batch={shape.batch} "
+                     f"steps={shape.steps}: {models} models, {len(mine)} chunk(s) of up to "
+                     f"{width} (groups of {train.group_size(shape)} per device), "
+                     f"~{device_gb * 1024:.0f} MB per device")
+        if probe:
+            seconds, compile_s = _probe(settings, mine[0], shape)
+            quanta = sum(c.width for c in mine) / train.width_quantum(shape)
+            total_s += compile_s + quanta * seconds * shape.steps / shape.log_every
+            lines.append(f"    probe: {train.width_quantum(shape)} models x {shape.log_every} "
+                         f"steps in {seconds:.3f} s (compiled in {compile_s:.1f} s)")
+    lines.append(f"  host memory for results: ~{host / 2**20:.0f} MB")
+    if probe:
+        left = total_s * (1 - done / len(chunks))
+        lines.append(f"  estimated time: {_duration(left)} to train"
+                     + (f" ({_duration(total_s)} for the whole sweep)" if done else ""))
+    return "\n".join(lines)
+
+
+def _probe(settings, chunk: Chunk, shape) -> tuple[float, float]:
+    """(seconds per segment of one width quantum, seconds to compile) for `shape`."""
+    q = train.width_quantum(shape)
+    hp = train.place(hyper(settings, chunk.ids[:q], q))
+    prog = train.programs(shape)
+    t0 = time.perf_counter()
+    state, loss = prog.segment(prog.init(hp), hp, 0)
+    jax.block_until_ready(loss)
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    state, loss = prog.segment(state, hp, 1)
+    jax.block_until_ready(loss)
+    seconds = time.perf_counter() - t0
+    return seconds, max(0.0, first - seconds)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def find_experiment(name) -> Path:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import functools
 import math
+import os
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -170,6 +171,23 @@ def group_size(shape: Shape) -> int:
     return int(min(max(2 ** int(math.log2(fit)), MIN_GROUP), MAX_GROUP))
 
 
+def use_all_cpu_cores() -> None:
+    """One JAX CPU device per core, so that sweeps split their models over the cores.
+
+    Call before JAX first runs anything (the `toysuper` command does). XLA:CPU runs a single
+    device's small products and elementwise loops mostly on one thread; with a device per core
+    each core trains its own share of the models. Left alone when the user chose a count
+    (XLA_FLAGS or JAX_NUM_CPU_DEVICES) or JAX has already started.
+    """
+    if ("xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
+            or "JAX_NUM_CPU_DEVICES" in os.environ):
+        return
+    try:
+        jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)
+    except RuntimeError:  # JAX already running: keep its devices
+        pass
+
+
 def mesh() -> Mesh:
     """Every visible device (all hosts' after jax.distributed.initialize) on one axis, "models"."""
     return Mesh(np.array(jax.devices()), ("models",))
@@ -178,6 +196,26 @@ def mesh() -> Mesh:
 def width_quantum(shape: Shape) -> int:
     """A chunk's model axis is a multiple of this: whole groups on every device."""
     return group_size(shape) * len(jax.devices())
+
+
+def n_params(shape: Shape) -> int:
+    """Parameters of one model of this shape (read off Flax's init, nothing computed)."""
+    net = models.MODELS[shape.kind].build(shape.n, shape.m)
+    tree = jax.eval_shape(net.init, jax.random.PRNGKey(0), jax.ShapeDtypeStruct((shape.n,), jnp.float32))
+    return sum(math.prod(a.shape) for a in jax.tree.leaves(tree))
+
+
+def memory(shape: Shape) -> tuple[int, int]:
+    """(bytes per model, bytes per device in flight) of a chunk on its devices, estimated.
+
+    Per model: parameters, Adam's two moments and their donated next copy and gradients
+    (7 copies), plus its inputs (Hyper). In flight: one group's step, whose arrays are
+    batch-sized: the batch, pre-activations, outputs, residuals and their gradients (8 n x B)
+    and the hidden layer with its gradient (4 m x B), in float32.
+    """
+    per_model = 4 * (7 * n_params(shape) + 4 * shape.n + 8)
+    in_flight = 4 * group_size(shape) * shape.batch * (8 * shape.n + 4 * shape.m)
+    return per_model, in_flight
 
 
 class Programs(NamedTuple):
