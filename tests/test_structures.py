@@ -72,3 +72,24 @@ def test_irregular_arrangements_are_other():
     squashed = polygon(5) * np.array([[1.0], [0.5]])  # a pentagon flattened: D_i far from 2/5
     squashed /= np.linalg.norm(squashed, axis=0)
     assert set(structures.label(squashed)) == {"other"}
+
+
+@pytest.mark.parametrize("n, m", [(2, 1), (3, 2), (5, 2), (8, 3), (12, 4)])
+def test_batched_labels_equal_one_model_at_a_time(n, m):
+    rng = np.random.default_rng(n)
+    # random norms around the learned threshold, plus exact regular polytopes
+    Ws = rng.normal(size=(400, m, n)) * rng.choice([0.2, 0.8, 1.2], size=(400, 1, n))
+    if m == 2:
+        angles = 2 * np.pi * np.arange(n) / n
+        Ws[:50] = np.stack([np.cos(angles), np.sin(angles)])
+    if m == 1:
+        Ws[:50] = np.array([[1.0, -1.0]])
+    if m == 4:  # a digon, a dedicated feature and a triangle in orthogonal subspaces
+        Ws[:50] = 0
+        Ws[:50, 0, :2] = [1, -1]
+        Ws[:50, 1, 2] = 1
+        third = 2 * np.pi * np.arange(3) / 3
+        Ws[:50, 2:, 3:6] = np.stack([np.cos(third), np.sin(third)])
+    batched = structures.labels(Ws)
+    np.testing.assert_array_equal(batched, [structures.label(W) for W in Ws])
+    assert len(set(batched.ravel())) >= 3  # the stack exercises several names

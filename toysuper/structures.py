@@ -71,3 +71,40 @@ def label(W) -> np.ndarray:
             name = "other"
         names[comp] = name
     return names
+
+
+# Stacks of models with at most this many features are labelled in one batched pass (below);
+# wider models one at a time, whose n x n x m component masks would not be small.
+BATCHED_MAX_N = 16
+
+
+def labels(Ws) -> np.ndarray:
+    """`label` of every model in a stack [K, m, n] -> names [K, n], batched for small n.
+
+    The same rules as `label`: components come from the transitive closure of the link graph
+    (boolean matrix squaring), and each feature's component span from the singular values of
+    W with the other features' columns zeroed, which leaves a component's own unchanged.
+    """
+    Ws = np.asarray(Ws, float)
+    K, m, n = Ws.shape
+    if n > BATCHED_MAX_N or K == 0:
+        return np.array([label(W) for W in Ws], dtype=object).reshape(K, n)
+    norms = metrics.norms(Ws)
+    learned = norms >= LEARNED
+    unit = Ws / np.where(norms > 0, norms, np.inf)[:, None, :]
+    both = learned[:, :, None] & learned[:, None, :]
+    reach = ((np.abs(np.swapaxes(unit, 1, 2) @ unit) > LINK) & both) | (np.eye(n, dtype=bool) & both)
+    for _ in range(int(np.ceil(np.log2(max(n, 2))))):
+        reach = (reach.astype(float) @ reach.astype(float)) > 0
+    k = reach.sum(axis=-1)  # [K, n]: size of each feature's component
+    s = np.linalg.svd(Ws[:, None, :, :] * reach[:, :, None, :], compute_uv=False)  # [K, n, r]
+    top = s.max(axis=-1, keepdims=True)
+    d = np.where(top[..., 0] > 0, (s > RANK * top).sum(axis=-1), 0)
+    ratio = d / np.maximum(k, 1)
+    dims = metrics.dimensionality(Ws)
+    off = (reach & (np.abs(dims[:, None, :] - ratio[:, :, None]) > MATCH)).any(axis=-1)
+    names = np.full((K, n), "other", dtype=object)
+    for (kk, dd), name in POLYTOPES.items():
+        names[(k == kk) & (d == dd) & ~off] = name
+    names[~learned] = "not learned"
+    return names

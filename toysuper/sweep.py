@@ -106,14 +106,21 @@ def hyper(settings: list[dict], ids, width: int) -> train.Hyper:
     )
 
 
-def run(experiment, overrides=(), out=None, force=False, progress=True) -> store.Results:
-    """Train (or resume) an experiment and return its results; see the module docstring."""
+def run(experiment, overrides=(), out=None, force=False, progress=True) -> store.Results | None:
+    """Train (or resume) an experiment and return its results; see the module docstring.
+
+    Across hosts (after jax.distributed.initialize) every process runs this with the same
+    arguments: all train every chunk together, process 0 alone writes, and the others return
+    None. Resuming then needs `out` on a filesystem every host sees.
+    """
     if isinstance(experiment, dict):
         cfg = config.resolve(experiment, overrides)
     else:
         cfg = config.load(find_experiment(experiment), overrides)
     out = Path(out) if out is not None else Path("results") / cfg["name"]
-    store.prepare(out, cfg, force)
+    writer = jax.process_index() == 0
+    if writer:
+        store.prepare(out, cfg, force)
     settings = config.expand(cfg)
     chunks = plan(settings, cfg["run"]["chunk_size"], cfg["run"]["memory_gb"])
     t0 = time.time()
@@ -129,9 +136,12 @@ def run(experiment, overrides=(), out=None, force=False, progress=True) -> store
         snaps = {name: v[:k] for name, v in _flat_params(t.snapshots).items()} if t.snapshots else {}
         history, final = t.history[:k], t.final[:k]
         _check_finite(settings, c.ids, history, final)
-        store.save_part(out, c.index, np.array(c.ids), params, history, final, snaps)
+        if writer:
+            store.save_part(out, c.index, np.array(c.ids), params, history, final, snaps)
         done[c.index] = (params, history, final, snaps)
     bar.close()
+    if not writer:
+        return None
 
     tables, weights, snapshots = assemble(settings, chunks, done)
     store.write_results(out, tables, weights, snapshots, {
@@ -265,44 +275,54 @@ def column(key: str) -> str:
 
 
 def assemble(settings, chunks, done):
-    """Tidy tables (models, features, history) and stacked, padded weights from finished chunks."""
-    by_model, snaps = {}, {}
+    """Tidy tables (models, features, history) and stacked, padded weights from finished chunks.
+
+    Works a chunk at a time on stacked arrays, so a million-model sweep assembles in seconds
+    per table rather than a Python loop per model.
+    """
+    stats = {k: np.zeros(len(settings)) for k in ("loss", "train_loss", "dims_per_feature")}
+    feature_frames, history_frames, weights, snapshots = [], [], [], []
     for c in chunks:
-        params, history, final, snapshots = done[c.index]
-        for j, i in enumerate(c.ids):
-            by_model[i] = ({k: v[j] for k, v in params.items()}, history[j], final[j], c.shape)
-            snaps[i] = {k: v[j] for k, v in snapshots.items()}
+        params, history, final, snaps = done[c.index]
+        ids, shape = np.array(c.ids), c.shape
+        k, n, segments = len(ids), shape.n, history.shape[1]
+        W = np.asarray(params[models.MODELS[shape.kind].embed], np.float64)  # [k, m, n]
+        feats = {"norm": [], "superposition": [], "dimensionality": []}
+        for lo in range(0, k, 256):  # the n x n overlaps of 256 models at a time
+            for name, f in (("norm", metrics.norms), ("superposition", metrics.superposition),
+                            ("dimensionality", metrics.dimensionality)):
+                feats[name].append(f(W[lo:lo + 256]))
+        imp, p = (np.stack(v) for v in zip(*(config.feature_vectors(settings[i]) for i in ids)))
+        stats["loss"][ids], stats["train_loss"][ids] = final, history[:, -1]
+        stats["dims_per_feature"][ids] = metrics.dims_per_feature(W)
+        feature_frames.append(pd.DataFrame({
+            "model": np.repeat(ids, n), "feature": np.tile(np.arange(n), k),
+            "importance": imp.ravel(), "density": p.ravel(),
+            **{name: np.concatenate(v).ravel() for name, v in feats.items()},
+            "bias": np.asarray(params["b"], float).ravel(),
+            "structure": structures.labels(W).ravel()}))
+        history_frames.append(pd.DataFrame({
+            "model": np.repeat(ids, segments),
+            "step": np.tile(shape.log_every * np.arange(1, segments + 1), k),
+            "loss": history.ravel()}))
+        weights.append((ids, params))
+        steps = np.tile(train.snapshot_steps(shape.steps, shape.log_every, shape.snapshots), (k, 1))
+        snapshots.append((ids, {**snaps, "step": steps}))
 
-    model_rows, feature_rows, history_rows = [], [], []
-    for i, s in enumerate(settings):
-        params, hist, final, shape = by_model[i]
-        W = np.asarray(models.embedding(s["model.kind"], params), np.float64)
-        imp, p = config.feature_vectors(s)
-        row = {"model": i}
-        row.update({column(k): v for k, v in s.items() if not k.startswith("run.")})
-        row.update(loss=float(final), train_loss=float(hist[-1]),
-                   dims_per_feature=metrics.dims_per_feature(W))
-        model_rows.append(row)
-        feature_rows.append(pd.DataFrame({
-            "model": i, "feature": np.arange(shape.n), "importance": imp, "density": p,
-            "norm": metrics.norms(W), "superposition": metrics.superposition(W),
-            "dimensionality": metrics.dimensionality(W), "bias": np.asarray(params["b"], float),
-            "structure": structures.label(W)}))
-        history_rows.append(pd.DataFrame({
-            "model": i, "step": shape.log_every * np.arange(1, len(hist) + 1), "loss": hist}))
+    rows = [{"model": i, **{column(k): v for k, v in s.items() if not k.startswith("run.")}}
+            for i, s in enumerate(settings)]
+    model_table = pd.DataFrame.from_records(rows).assign(**stats)
+    tables = {"models": _tidy(model_table),
+              "features": _by_model(feature_frames), "history": _by_model(history_frames)}
+    has_snapshots = any(len(p) > 1 for _, p in snapshots)
+    return (tables, _stack_padded(len(settings), weights),
+            _stack_padded(len(settings), snapshots) if has_snapshots else {})
 
-    tables = {"models": _tidy(pd.DataFrame(model_rows)),
-              "features": pd.concat(feature_rows, ignore_index=True),
-              "history": pd.concat(history_rows, ignore_index=True)}
-    weights = _stack_padded([by_model[i][0] for i in range(len(settings))])
-    # snapshots: [models, count, ...] per parameter, with each model's snapshot steps
-    snapshots = {}
-    if any(snaps.values()):
-        snapshots = _stack_padded([snaps[i] for i in range(len(settings))])
-        snapshots["step"] = _stack_padded([
-            {"step": train.snapshot_steps(s.steps, s.log_every, s.snapshots)}
-            for s in (by_model[i][3] for i in range(len(settings)))])["step"]
-    return tables, weights, snapshots
+
+def _by_model(frames) -> pd.DataFrame:
+    """Chunks' rows in model order (chunks follow shapes, not model ids)."""
+    df = pd.concat(frames, ignore_index=True)
+    return df.sort_values("model", kind="stable", ignore_index=True)
 
 
 def _tidy(df: pd.DataFrame) -> pd.DataFrame:
@@ -313,18 +333,21 @@ def _tidy(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _stack_padded(per_model: list[dict]) -> dict:
-    """Stack each parameter over models; a model without it (another kind) gets an empty one."""
+def _stack_padded(n_models: int, pieces) -> dict:
+    """Stack each parameter by model id from (ids, {name: [k, ...]}) pieces, zero-padded to the
+    largest shape; NAME.shape holds each model's own, and a model without it (another kind)
+    gets an empty one."""
     out = {}
-    names = list(dict.fromkeys(name for p in per_model for name in p))
+    names = list(dict.fromkeys(name for _, p in pieces for name in p))
     for name in names:
-        ref = next(np.asarray(p[name]) for p in per_model if name in p)
-        arrays = [np.asarray(p[name]) if name in p else np.zeros((0,) * ref.ndim, ref.dtype)
-                  for p in per_model]
-        shape = np.max([a.shape for a in arrays], axis=0)
-        stacked = np.zeros((len(arrays), *shape), arrays[0].dtype)
-        for i, a in enumerate(arrays):
-            stacked[(i, *[slice(0, k) for k in a.shape])] = a
+        arrays = [(ids, np.asarray(p[name])) for ids, p in pieces if name in p]
+        ndim = arrays[0][1].ndim - 1
+        shape = np.max([a.shape[1:] for _, a in arrays], axis=0)
+        stacked = np.zeros((n_models, *shape), arrays[0][1].dtype)
+        shapes = np.zeros((n_models, ndim), int)
+        for ids, a in arrays:
+            stacked[(ids, *[slice(0, d) for d in a.shape[1:]])] = a
+            shapes[ids] = a.shape[1:]
         out[name] = stacked
-        out[name + store.SHAPE] = np.array([a.shape for a in arrays])
+        out[name + store.SHAPE] = shapes
     return out
