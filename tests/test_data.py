@@ -16,14 +16,16 @@ from toysuper import data, train
 
 N_DRAW = 200_000
 SAMPLERS = pytest.mark.parametrize("sampler", data.SAMPLERS)
+# both layouts of the batch (train.Shape.columns): the checks read batch x n either way
+LAYOUTS = pytest.mark.parametrize("columns", [False, True], ids=["rows", "columns"])
 KS_1PCT = 1.63  # the 1% critical value of sqrt(N) x the Kolmogorov-Smirnov statistic
 
 
-def draw(p, law="uniform", key=0, batch=N_DRAW, sampler="fast"):
+def draw(p, law="uniform", key=0, batch=N_DRAW, sampler="fast", columns=False):
     """batch x n (examples as rows, for the checks below)."""
     key = jax.random.PRNGKey(key) if isinstance(key, int) else key
-    x = data.sample(key, jnp.asarray(p, jnp.float32), batch, law, sampler=sampler)
-    return np.asarray(x).T
+    x = data.sample(key, jnp.asarray(p, jnp.float32), batch, law, sampler=sampler, columns=columns)
+    return np.asarray(x).T if columns else np.asarray(x)
 
 
 def within(rate, p, count):
@@ -39,9 +41,10 @@ def ks_statistic(sample, cdf):
 
 
 @SAMPLERS
-def test_marginals_match_each_features_density(sampler):
+@LAYOUTS
+def test_marginals_match_each_features_density(sampler, columns):
     p = np.array([1.0, 0.5, 0.1, 0.01, 0.003, 0.0005])
-    x = draw(p, sampler=sampler)
+    x = draw(p, sampler=sampler, columns=columns)
     rate = (x != 0).mean(axis=0)
     assert within(rate, p, N_DRAW).all(), (rate, p)
     assert rate[0] == 1.0  # an always-on feature is never 0
@@ -55,15 +58,16 @@ def test_marginals_hold_for_every_model_of_a_vmapped_sweep(sampler):
     p = np.geomspace(1.0, 0.01, M)[:, None] * np.array([1.0, 0.5, 0.25])
     x = jax.vmap(lambda k, q: data.sample(k, q, batch, sampler=sampler))(
         jnp.asarray(keys), jnp.asarray(p, jnp.float32))
-    rate = np.asarray(x != 0).mean(axis=2)
+    rate = np.asarray(x != 0).mean(axis=1)
     assert within(rate, p.astype(np.float32), batch).all()
 
 
 @SAMPLERS
 @pytest.mark.parametrize("p", [1.0, 0.3, 0.01, 0.001])
 def test_active_magnitudes_are_uniform_on_0_1(sampler, p):
-    batch = min(N_DRAW, int(2e6 * p) or 1) if p < 0.1 else N_DRAW // 4
-    x = draw([p] * 4, batch=max(batch, 1000) if p >= 0.01 else 2_000_000, sampler=sampler)
+    # about 50,000 active entries at every density
+    x = draw([p] * 4, batch=max(N_DRAW // 4, int(12_500 / p)), sampler=sampler,
+             columns=p < 0.1)
     active = x[x != 0]
     assert active.min() >= 0 and active.max() < 1
     assert ks_statistic(active, lambda v: v) < KS_1PCT / np.sqrt(len(active)), len(active)
@@ -80,15 +84,16 @@ def test_signed_law_is_uniform_on_minus1_1(sampler):
 
 
 @SAMPLERS
-def test_features_are_independent(sampler):
-    x = draw([0.2, 0.4, 0.5, 0.5], sampler=sampler)
+@LAYOUTS
+def test_features_are_independent(sampler, columns):
+    x = draw([0.2, 0.4, 0.5, 0.5], sampler=sampler, columns=columns)
     on = x != 0
     assert within((on[:, 0] & on[:, 1]).mean(), 0.2 * 0.4, N_DRAW)
     # neighbouring features (adjacent counters of the fast sampler): activity and magnitude
     co = on[:, 2] & on[:, 3]
     assert within(co.mean(), 0.25, N_DRAW)
     assert abs(np.corrcoef(x[co, 2], x[co, 3])[0, 1]) < 5 / np.sqrt(co.sum())
-    # consecutive examples of one feature (counters one batch apart... and one apart)
+    # consecutive examples of one feature (adjacent counters in the columns layout)
     assert abs(np.corrcoef(x[:-1, 2], x[1:, 2])[0, 1]) < 5 / np.sqrt(N_DRAW)
 
 
@@ -138,18 +143,21 @@ def test_fast_bits_of_a_slice_do_not_depend_on_the_batch_size():
     assert (small == big[:, :100]).all()
 
 
-def draw_sets(p, correlated=(), anticorrelated=(), seed=0, sampler="fast"):
+def draw_sets(p, correlated=(), anticorrelated=(), seed=0, sampler="fast", columns=False):
     group, low = data.layout(len(p), np.asarray(p), correlated, anticorrelated)
     x = data.sample(jax.random.PRNGKey(seed), jnp.asarray(p, jnp.float32), N_DRAW, "uniform",
-                    jnp.asarray(group), jnp.asarray(low, jnp.float32), sampler=sampler)
-    return np.asarray(x).T
+                    jnp.asarray(group), jnp.asarray(low, jnp.float32), sampler=sampler,
+                    columns=columns)
+    return np.asarray(x).T if columns else np.asarray(x)
 
 
 @SAMPLERS
-def test_correlated_and_anticorrelated_sets_keep_marginals_and_set_co_occurrence(sampler):
+@LAYOUTS
+def test_correlated_and_anticorrelated_sets_keep_marginals_and_set_co_occurrence(sampler, columns):
     # features 0-2 correlated, 3-5 anticorrelated, 6-7 independent
     p = np.array([0.2, 0.2, 0.2, 0.3, 0.3, 0.2, 0.25, 0.25])
-    on = draw_sets(p, correlated=[[0, 1, 2]], anticorrelated=[[3, 4, 5]], sampler=sampler) != 0
+    on = draw_sets(p, correlated=[[0, 1, 2]], anticorrelated=[[3, 4, 5]], sampler=sampler,
+                   columns=columns) != 0
     assert within(on.mean(axis=0), p, N_DRAW).all(), on.mean(axis=0)
     both = lambda i, j: (on[:, i] & on[:, j]).mean()  # noqa: E731
     # always together: co-occurrence equals the marginal, and no member is ever on alone

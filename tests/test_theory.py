@@ -47,9 +47,9 @@ def _mc_loss(W, b, p, r, n, batch=2**20):
     imp[-1] = r
     net = models.MODELS["relu"].build(n, W.shape[0])
     params = {"params": {"W": jnp.asarray(W, jnp.float32), "b": jnp.asarray(b, jnp.float32)}}
-    x = data.sample(jax.random.PRNGKey(7), jnp.full(n, p, jnp.float32), batch)  # n x batch
+    x = data.sample(jax.random.PRNGKey(7), jnp.full(n, p, jnp.float32), batch)
     out = net.apply(params, x)
-    per_example = jnp.asarray(imp, jnp.float32) @ (x - out) ** 2
+    per_example = (x - out) ** 2 @ jnp.asarray(imp, jnp.float32)
     return float(per_example.mean()), float(per_example.std() / np.sqrt(batch))
 
 

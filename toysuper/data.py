@@ -84,8 +84,8 @@ def uniform(h):
 
 
 def sample(key, p_N, batch: int, law: str = "uniform", group_N=None, low_N=None,
-           sampler: str = "fast"):
-    """An n x batch array of sparse features (examples as columns) for one model.
+           sampler: str = "fast", columns: bool = False):
+    """A batch x n array of sparse features for one model (n x batch with `columns`).
 
     Feature i is active when u[group_i] falls in [low_i, low_i + p_i), u uniform on [0, 1):
     each feature reads its own u by default (independent features). Members of a correlated
@@ -94,12 +94,13 @@ def sample(key, p_N, batch: int, law: str = "uniform", group_N=None, low_N=None,
     so at most one is active. Every feature keeps its marginal density p_i exactly. Magnitudes
     are independent in every case. See `layout` for group and low, the module for `sampler`.
     """
-    shape = (p_N.shape[-1], batch)
-    p = p_N[:, None]
-    if sampler == "reference":  # drawn batch-first, as before the layout changed
+    n = p_N.shape[-1]
+    shape, p = ((n, batch), p_N[:, None]) if columns else ((batch, n), p_N[None, :])
+    low = None if low_N is None else (low_N[:, None] if columns else low_N[None, :])
+    if sampler == "reference":  # drawn batch x n whatever the layout, as the notebook does
         k_on, k_mag = jax.random.split(key)
-        u = jax.random.uniform(k_on, shape[::-1]).T
-        mag = jax.random.uniform(k_mag, shape[::-1]).T
+        u, mag = (jax.random.uniform(k, (batch, n)) for k in (k_on, k_mag))
+        u, mag = (u.T, mag.T) if columns else (u, mag)
     elif sampler == "fast" and group_N is None:
         # one draw: active iff u < p; given that, u / p is uniform on [0, 1)
         u = uniform(bits(key, shape))
@@ -114,15 +115,18 @@ def sample(key, p_N, batch: int, law: str = "uniform", group_N=None, low_N=None,
     if group_N is None:
         on = u < p
     else:
-        u = u[group_N]
-        on = (u >= low_N[:, None]) & (u < low_N[:, None] + p)
+        u = u[group_N] if columns else u[:, group_N]
+        on = (u >= low) & (u < low + p)
     return jnp.where(on, LAWS[law](mag), 0.0)
 
 
-def magnitudes(key, shape, law: str = "uniform", sampler: str = "fast"):
+def magnitudes(key, shape, law: str = "uniform", sampler: str = "fast", columns: bool = False):
     """Magnitudes of active features alone (every entry active), for stratified evaluation."""
-    v = (jax.random.uniform(key, shape[::-1]).T if sampler == "reference"
-         else uniform(bits(key, shape)))
+    if sampler == "reference":  # drawn batch x n, as `sample` does
+        v = jax.random.uniform(key, shape[::-1] if columns else shape)
+        v = v.T if columns else v
+    else:
+        v = uniform(bits(key, shape))
     return LAWS[law](v)
 
 

@@ -1,9 +1,10 @@
 """The toy networks of SCIENCE.md, each written for one network.
 
-A network maps x[n] to x'[n], or a batch x[n, B] (examples as columns) to x'[n, B]. Features
-come first because the batch is the long axis: laid out last, it is what elementwise work
-vectorises over, which for the phase models (n = 2) is 3x faster than a last axis of 2 features;
-and a batch's products are single GEMMs. Sweeps of models are added in train.py. Every model has
+A network maps x[n] to x'[n], or a batch to a batch: x[B, n] with examples as rows, or with
+`columns=True` x[n, B] with examples as columns. Which is faster depends on n (train.py picks):
+XLA:CPU's matrix products run ~1.4x faster on rows, but elementwise work vectorises over the
+last axis, and a last axis of n = 2 features makes the phase models' steps 3x slower than one
+of B examples. Sweeps of models are added in train.py. Every model has
 an embedding (m x n, its columns the features' directions in the hidden space, the matrix the
 feature metrics read; its rows the hidden neurons' input weights) and an output bias `b` (n).
 A model's `target` is what its output should reproduce: x itself, or |x| for the computation task.
@@ -21,9 +22,15 @@ def _identity(z):
     return z
 
 
-def _column(b, x):
-    """The bias as a column when x is a batch of columns."""
-    return b[:, None] if x.ndim == 2 else b
+def _times(W, x, columns):
+    """W x for every example of x (rows or columns)."""
+    return W @ x if columns else x @ W.T
+
+
+def _bias(b, x, columns):
+    if x.ndim == 1:
+        return b
+    return b[:, None] if columns else b[None, :]
 
 
 class TiedModel(nn.Module):
@@ -39,10 +46,11 @@ class TiedModel(nn.Module):
     hidden: Callable = _identity
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, columns=False):
         W = self.param("W", nn.initializers.xavier_normal(), (self.m, self.n))
         b = self.param("b", nn.initializers.zeros, (self.n,))
-        return self.out(W.T @ self.hidden(W @ x) + _column(b, x))
+        h = self.hidden(_times(W, x, columns))
+        return self.out(_times(W.T, h, columns) + _bias(b, x, columns))
 
 
 class UntiedModel(nn.Module):
@@ -52,11 +60,12 @@ class UntiedModel(nn.Module):
     m: int
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, columns=False):
         W1 = self.param("W1", nn.initializers.xavier_normal(), (self.m, self.n))
         W2 = self.param("W2", nn.initializers.xavier_normal(), (self.n, self.m))
         b = self.param("b", nn.initializers.zeros, (self.n,))
-        return nn.relu(W2 @ nn.relu(W1 @ x) + _column(b, x))
+        h = nn.relu(_times(W1, x, columns))
+        return nn.relu(_times(W2, h, columns) + _bias(b, x, columns))
 
 
 class Spec(NamedTuple):

@@ -172,9 +172,9 @@ def _feature_errors(kind, params, p_N, key, batch, law):
 
     def one(i):
         def err(xi):
-            xs = x.at[i].set(xi)
+            xs = x.at[:, i].set(xi)
             y = net.apply({"params": params}, xs)
-            return jnp.mean((spec.target(xs[i]) - y[i]) ** 2)
+            return jnp.mean((spec.target(xs[:, i]) - y[:, i]) ** 2)
         return jnp.stack([err(mag), err(-mag), err(jnp.zeros(batch))])
 
     return jax.lax.map(one, jnp.arange(n))

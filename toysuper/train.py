@@ -36,6 +36,8 @@ from toysuper import data, models
 # How often each Shape's programs were traced; tests assert one trace per sweep shape.
 TRACES: collections.Counter = collections.Counter()
 
+# Models with fewer features than this train on batches of examples as columns (models.py).
+COLUMNS_BELOW = 8
 # A group of models vmapped together holds about this many batch entries (batch x n_features
 # per model): 1 MiB per float32 array, so a step's few live arrays stay in L2/L3 cache.
 GROUP_ENTRIES = 2 ** 18
@@ -59,6 +61,11 @@ class Shape:
     snapshots: int = 0
     sampler: str = "fast"
     sets: bool = False  # correlated or anticorrelated sets: features share draws
+
+    @property
+    def columns(self) -> bool:
+        """Batches laid out n x B (examples as columns) rather than B x n; see models.py."""
+        return self.n < COLUMNS_BELOW
 
     @classmethod
     def of(cls, s: dict) -> "Shape":
@@ -105,14 +112,16 @@ def _streams(key):
 def draw(shape: Shape, key, hp: Hyper):
     """One batch of training (or evaluation) data for one model."""
     sets = (hp.group, hp.low) if shape.sets else (None, None)
-    return data.sample(key, hp.p, shape.batch, shape.law, *sets, sampler=shape.sampler)
+    return data.sample(key, hp.p, shape.batch, shape.law, *sets, sampler=shape.sampler,
+                       columns=shape.columns)
 
 
-def _loss(shape: Shape, params, x_NxB, imp_N):
+def _loss(shape: Shape, params, x, imp_N):
     """Mean over the batch of sum_i I_i (target_i - x'_i)^2."""
     spec = models.MODELS[shape.kind]
-    out = spec.build(shape.n, shape.m).apply(params, x_NxB)
-    return jnp.mean(jnp.sum(imp_N[:, None] * (spec.target(x_NxB) - out) ** 2, axis=0))
+    out = spec.build(shape.n, shape.m).apply(params, x, shape.columns)
+    imp = imp_N[:, None] if shape.columns else imp_N[None, :]
+    return jnp.mean(jnp.sum(imp * (spec.target(x) - out) ** 2, axis=0 if shape.columns else 1))
 
 
 def init_one(shape: Shape, hp: Hyper):
@@ -157,7 +166,9 @@ def evaluate_one(shape: Shape, params, hp: Hyper):
             x = draw(shape, key, hp)
             return total + _loss(shape, params, x, hp.imp) / blocks, None
         on = patterns[i % patterns.shape[0]]  # blocks cycle through the patterns
-        x = data.magnitudes(key, (shape.n, shape.batch), shape.law, shape.sampler) * on[:, None]
+        size = (shape.n, shape.batch) if shape.columns else (shape.batch, shape.n)
+        on = on[:, None] if shape.columns else on[None, :]
+        x = data.magnitudes(key, size, shape.law, shape.sampler, shape.columns) * on
         weight = prob[i % patterns.shape[0]] * patterns.shape[0] / blocks
         return total + weight * _loss(shape, params, x, hp.imp), None
 
@@ -236,23 +247,23 @@ def programs(shape: Shape) -> Programs:
             return fn(*args)
         return traced
 
-    def over_models(name, one, extra=False):
-        """one(*per_model_args[, shared]) mapped over the models of a chunk."""
-        def local(*args):  # the models on one device, in groups of G
-            shared = args[-1] if extra else None
-            mapped = args[:-1] if extra else args
-            fn = (lambda a: one(shape, *a, shared)) if extra else (lambda a: one(shape, *a))
-            return jax.lax.map(fn, mapped, batch_size=G)
-        n_args = {"init": 1, "segment": 3, "evaluate": 2}[name]
-        specs = tuple(split if i < n_args - extra else PartitionSpec() for i in range(n_args))
-        # check_vma off: the per-model code knows nothing of devices, and needs no collectives
+    def over_models(name, one, mapped: int):
+        """one(shape, *args) over a chunk: the first `mapped` args have a model axis, which is
+        split over the devices and, on each, run in groups of G; the rest are shared."""
+        def local(*args):  # the models on one device
+            per_model, shared = args[:mapped], args[mapped:]
+            return jax.lax.map(lambda a: one(shape, *a, *shared), per_model, batch_size=G)
+        specs = (split,) * mapped + (PartitionSpec(),) * (n_args[name] - mapped)
+        # check_vma off: the per-model code knows nothing of devices and needs no collectives
         return counted(name, jax.shard_map(local, mesh=devices, in_specs=specs, out_specs=split,
                                            check_vma=False))
 
+    n_args = {"init": 1, "segment": 3, "evaluate": 2}
     return Programs(
-        init=jax.jit(over_models("init", init_one)),
-        segment=jax.jit(over_models("segment", segment_one, extra=True), donate_argnums=0),
-        evaluate=jax.jit(over_models("evaluate", evaluate_one)),
+        init=jax.jit(over_models("init", init_one, mapped=1)),                  # (hp)
+        segment=jax.jit(over_models("segment", segment_one, mapped=2),          # (state, hp, seg)
+                        donate_argnums=0),
+        evaluate=jax.jit(over_models("evaluate", evaluate_one, mapped=2)),      # (params, hp)
     )
 
 
