@@ -70,3 +70,25 @@ def test_snapshot_steps_are_distinct_segment_ends_ending_at_the_last_step(steps,
     assert (np.diff(at) > 0).all() and (at % log_every == 0).all() and at[0] >= log_every
     if 2 < count <= steps // log_every // 4:  # room to be log-spaced: the later half spans more
         assert at[count // 2] - at[0] < at[-1] - at[count // 2]
+
+
+@pytest.mark.parametrize("kind", ["linear", "relu", "privileged", "abs"])
+def test_rows_and_columns_layouts_compute_the_same_model(kind, monkeypatch):
+    # shapes pick their batch layout by size (Shape.columns); the network must not care
+    from toysuper import models
+    shape = train.Shape(kind=kind, n=64, m=32, law="signed", steps=1, batch=256,
+                        schedule="constant", warmup=0, log_every=1, eval_batch=256)
+    assert not shape.columns  # 64 x 32 weights: rows
+    net = models.MODELS[kind].build(64, 32)
+    params = net.init(jax.random.PRNGKey(0), jnp.zeros(64))
+    x = jax.random.uniform(jax.random.PRNGKey(1), (256, 64), minval=-1, maxval=1)
+    np.testing.assert_allclose(net.apply(params, x), net.apply(params, x.T, True).T,
+                               rtol=1e-5, atol=1e-6)
+    imp = jnp.linspace(1.0, 0.1, 64)
+    as_rows = train._loss(shape, params, x, imp)
+    monkeypatch.setattr(train, "COLUMNS_BELOW", 10**9)
+    assert shape.columns
+    as_cols = train._loss(shape, params, x.T, imp)
+    np.testing.assert_allclose(as_rows, as_cols, rtol=1e-5)
+    direct = jnp.mean((models.MODELS[kind].target(x) - net.apply(params, x)) ** 2 @ imp)
+    np.testing.assert_allclose(as_rows, direct, rtol=1e-5)
