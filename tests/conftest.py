@@ -4,6 +4,10 @@ import jax
 import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# Start JAX now, on its default single CPU device, so that a test calling the CLI in-process
+# (which would give JAX one device per core if it started first) cannot change the device
+# count for the tests after it. Several devices are tested in subprocesses (test_scale.py).
+jax.devices()
 
 
 @pytest.fixture
