@@ -98,17 +98,6 @@ def test_features_are_independent(sampler, columns):
 
 
 @SAMPLERS
-def test_magnitude_is_independent_of_being_just_active(sampler):
-    # the fast sampler reads activity and magnitude from one draw (u < p, then u / p): the
-    # magnitude must not depend on how far below p the draw fell in any detectable way, so a
-    # feature at density p and one at p/2 drawn with the same key must not share magnitudes
-    a = draw([0.5], key=5, sampler=sampler)[:, 0]
-    b = draw([0.25], key=6, sampler=sampler)[:, 0]
-    both = (a != 0) & (b != 0)
-    assert abs(np.corrcoef(a[both], b[both])[0, 1]) < 5 / np.sqrt(both.sum())
-
-
-@SAMPLERS
 def test_models_and_steps_draw_independent_batches(sampler):
     # training's keys: model keys from (seed, settings), step keys folded in; neighbours in
     # either direction (seed 1 vs 2, step 7 vs 8) must be unrelated

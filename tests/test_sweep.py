@@ -7,11 +7,13 @@ import toysuper
 from toysuper import config, store, sweep, train
 
 
-def test_model_identical_alone_and_inside_a_bigger_sweep(tiny, tmp_path):
-    # model (density 0.3, seed 1) trained in a sweep of 12 and on its own
-    big = dict(tiny, sweep={"data.density": [1.0, 0.3, 0.1], "train.seed": {"range": 4}})
+def test_model_identical_alone_and_inside_a_bigger_sweep(chunky, tmp_path):
+    # model (density 0.3, seed 1) trained in a sweep of 12 (a chunk of 16, two groups of 8)
+    # and on its own (a chunk of 8)
+    big = dict(chunky, sweep={"data.density": [1.0, 0.3, 0.1], "train.seed": {"range": 4}})
     res_big = toysuper.run(big, out=tmp_path / "big", progress=False)
-    alone = dict(tiny, sweep={})
+    assert [c.width for c in sweep.plan(sweep_settings(big), 4096)] == [16]
+    alone = dict(chunky, sweep={})
     res_alone = toysuper.run(alone, ["data.density=0.3", "train.seed=1"], out=tmp_path / "alone",
                              progress=False)
     i = res_big.models.query("density == 0.3 and seed == 1")["model"].item()

@@ -47,8 +47,9 @@ DEFAULTS = {
         "sampler": "fast",
         "seed": 0,
     },
-    # Models per compiled chunk (a chunk is saved as soon as it finishes) and the device memory
-    # one chunk may use, per device; the smaller bound wins. Results do not depend on either.
+    # Models per compiled chunk (rounded up to whole groups of models on every device; a chunk
+    # is saved as soon as it finishes) and the memory one chunk may use per device (CPU devices
+    # share the host's); the smaller bound wins. Results do not depend on either.
     "run": {"chunk_size": 4096, "memory_gb": 4.0},
 }
 TOP_LEVEL = {"name", "description", "figures", "tables"}

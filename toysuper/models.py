@@ -1,7 +1,8 @@
 """The toy networks of SCIENCE.md, each written for one network.
 
 A network maps x[n] to x'[n], or a batch to a batch: x[B, n] with examples as rows, or with
-`columns=True` x[n, B] with examples as columns. Which is faster depends on n (train.py picks):
+`columns=True` x[n, B] with examples as columns. Which is faster depends on the model's size
+(train.Shape.columns picks):
 XLA:CPU's matrix products run ~1.4x faster on rows, but elementwise work vectorises over the
 last axis, and a last axis of n = 2 features makes the phase models' steps 3x slower than one
 of B examples. Sweeps of models are added in train.py. Every model has

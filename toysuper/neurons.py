@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from toysuper import data, models
+from toysuper import data, models, store
 from toysuper.config import ConfigError
 
 CARRY = 0.3
@@ -156,8 +156,8 @@ def motifs(res) -> pd.DataFrame:
 MEAN_SQUARE = {"uniform": 1 / 3, "signed": 1 / 3}
 
 
-@functools.partial(jax.jit, static_argnums=(0, 4, 5))
-def _feature_errors(kind, params, p_N, key, batch, law):
+@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6))
+def _feature_errors(kind, params, p_N, key, batch, law, sampler="fast"):
     """n x 3: E[(target_i - y_i)^2] given x_i active and positive, active and negative, inactive.
 
     A plain sample at density 0.001 sees feature i active a handful of times, so each feature is
@@ -167,8 +167,8 @@ def _feature_errors(kind, params, p_N, key, batch, law):
     n = p_N.shape[0]
     net = spec.build(n, params[spec.embed].shape[0])
     k_x, k_i = jax.random.split(key)
-    x = data.sample(k_x, p_N, batch, law)
-    mag = jnp.abs(data.magnitudes(k_i, (batch,), law))
+    x = data.sample(k_x, p_N, batch, law, sampler=sampler)
+    mag = jnp.abs(data.magnitudes(k_i, (batch,), law, sampler))
 
     def one(i):
         def err(xi):
@@ -192,13 +192,17 @@ def computation(res, batch: int = 4096) -> pd.DataFrame:
     """
     frames = []
     laws = res.models.set_index("model")["law"]
+    # the evaluation draws with the sampler each model was trained with (results from before
+    # train.sampler existed have no column: they used the reference sampler)
+    samplers = res.models.set_index("model").get("sampler")
     for model, f in res.features.groupby("model", sort=True):
         model, law = int(model), laws[model]
         p = f["density"].to_numpy()
         params = {k: jnp.asarray(v) for k, v in res.params(model).items()}
         e_pos, e_neg, e_off = np.asarray(_feature_errors(
             res.kind(model), params, jnp.asarray(p, jnp.float32), jax.random.PRNGKey(model),
-            batch, law), float).T
+            batch, law,
+            store.LEGACY["train"]["sampler"] if samplers is None else samplers[model]), float).T
         zero = p * MEAN_SQUARE[law]
         if law == "signed":
             halves = [p / 2 * e + (1 - p) / 2 * e_off for e in (e_pos, e_neg)]

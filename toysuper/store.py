@@ -163,6 +163,15 @@ def save_part(out: Path, index: int, ids, params: dict, history, final, snapshot
     _savez(part_path(out, index), dict(ids=ids, history=history, final=final, **arrays))
 
 
+def finished(out: Path, index: int, ids) -> bool:
+    """Whether chunk `index` of these models is saved (reads only its ids)."""
+    path = part_path(out, index)
+    if not path.exists():
+        return False
+    with np.load(path) as z:
+        return np.array_equal(z["ids"], ids)
+
+
 def load_part(out: Path, index: int, ids):
     """A finished chunk's arrays, or None if absent or made for other models."""
     path = part_path(out, index)

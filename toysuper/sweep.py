@@ -1,9 +1,9 @@
 """Run an experiment: expand the sweep, train it chunk by chunk, store tables, draw figures.
 
 Models are grouped by their static `train.Shape`; each group is cut into chunks of at most
-`run.chunk_size` models, all padded to one width so that a Shape compiles once. A finished chunk
+`run.chunk_size` models (rounded up to whole groups on every device, `train.width_quantum`) and
+within `run.memory_gb`, all padded to one width so that a Shape compiles once. A finished chunk
 is saved at once, so an interrupted or failing sweep resumes from where it stopped.
-Widths are whole multiples of `train.width_quantum` (groups of models on every device).
 """
 
 from __future__ import annotations
@@ -63,11 +63,15 @@ def plan(settings: list[dict], chunk_size: int, memory_gb: float = math.inf) -> 
 
 
 def _fits(shape: train.Shape, memory_gb: float) -> int:
-    """The most models of `shape` whose chunk fits in memory_gb per device."""
+    """The most models of `shape` whose chunk fits in memory_gb per device (CPU devices share
+    the host's memory, so there memory_gb is shared among them)."""
     if math.isinf(memory_gb):
         return 2**62
+    devices = jax.devices()
+    if devices[0].platform == "cpu":
+        memory_gb /= len(devices)
     per_model, in_flight = train.memory(shape)
-    return max(0, int((memory_gb * 2**30 - in_flight) // per_model)) * len(jax.devices())
+    return max(0, int((memory_gb * 2**30 - in_flight) // per_model)) * len(devices)
 
 
 def _round_up(k: int, q: int) -> int:
@@ -119,13 +123,10 @@ def run(experiment, overrides=(), out=None, force=False, progress=True) -> store
         cfg = config.load(find_experiment(experiment), overrides)
     out = Path(out) if out is not None else Path("results") / cfg["name"]
     writer = jax.process_index() == 0
-    if writer:
-        store.prepare(out, cfg, force)
     settings = config.expand(cfg)
     chunks = plan(settings, cfg["run"]["chunk_size"], cfg["run"]["memory_gb"])
     t0 = time.time()
-
-    done = {c.index: store.load_part(out, c.index, np.array(c.ids)) for c in chunks}
+    done = _prepare(out, cfg, force, chunks, writer)
     todo = [c for c in chunks if done[c.index] is None]
     bar = _progress(len(settings), todo, enabled=progress)
     for c in todo:
@@ -154,6 +155,33 @@ def run(experiment, overrides=(), out=None, force=False, progress=True) -> store
     return res
 
 
+def _prepare(out, cfg, force, chunks, writer) -> dict:
+    """Process 0 readies `out` and finds the finished chunks; every process learns which.
+
+    With several processes (hosts) all must train the same chunks, or their collectives wait
+    forever: process 0 decides, and a refusal (another configuration in `out`) stops all.
+    """
+    error, done = None, {}
+    if writer:
+        try:
+            store.prepare(out, cfg, force)
+            done = {c.index: store.load_part(out, c.index, np.array(c.ids)) for c in chunks}
+        except ConfigError as e:
+            error = e
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        mask = (np.full(len(chunks), -1, np.int32) if error else
+                np.array([done[c.index] is not None for c in chunks], np.int32))
+        mask = np.asarray(multihost_utils.broadcast_one_to_all(mask))  # also a barrier
+        if (mask < 0).any():
+            raise error or ConfigError(f"process 0 refused '{out}' (see its message)")
+        if not writer:  # others hold no finished chunks; they only need to skip them
+            done = {c.index: (() if mask[i] else None) for i, c in enumerate(chunks)}
+    if error:
+        raise error
+    return done
+
+
 def describe_plan(experiment, overrides=(), out=None, probe=True) -> str:
     """What `run` would do, without training: models, chunks, memory and an estimated time.
 
@@ -166,7 +194,7 @@ def describe_plan(experiment, overrides=(), out=None, probe=True) -> str:
     chunks = plan(settings, cfg["run"]["chunk_size"], cfg["run"]["memory_gb"])
     devices = jax.devices()
     differ = store.differences(out, cfg)
-    done = sum(store.load_part(out, c.index, np.array(c.ids)) is not None for c in chunks) \
+    done = sum(store.finished(out, c.index, np.array(c.ids)) for c in chunks) \
         if (out / "config.toml").exists() and not differ else 0
     lines = [f"{cfg['name']}: {len(settings)} models in {len(chunks)} chunks on "
              f"{len(devices)} {devices[0].platform} device(s); "

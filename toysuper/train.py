@@ -196,8 +196,8 @@ def use_all_cpu_cores() -> None:
     if ("xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
             or "JAX_NUM_CPU_DEVICES" in os.environ):
         return
-    try:
-        jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)
+    try:  # the cores this process may use (a batch job's share, not the whole machine)
+        jax.config.update("jax_num_cpu_devices", len(os.sched_getaffinity(0)))
     except RuntimeError:  # JAX already running: keep its devices
         pass
 
@@ -331,6 +331,10 @@ def train(shape: Shape, hp: Hyper, on_segment=lambda: None) -> Trained:
 
     `on_segment` is called after each finished segment, for progress reporting.
     """
+    width, q = len(hp.lr), width_quantum(shape)
+    if width % q:
+        raise ValueError(f"{width} models: a chunk of this shape must be a multiple of "
+                         f"{q} (groups of {group_size(shape)} on {len(jax.devices())} device(s))")
     prog = programs(shape)
     hp = place(hp)
     state = prog.init(hp)
