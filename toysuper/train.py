@@ -44,7 +44,8 @@ COLUMNS_BELOW = 2048
 # A group of models vmapped together holds about this many batch entries (batch x n_features
 # per model): 1 MiB per float32 array, so a step's few live arrays stay in L2/L3 cache.
 GROUP_ENTRIES = 2 ** 18
-# A group of one model runs its products as unbatched dots, 3x slower on XLA:CPU than two.
+# At least two: a group of one model trained ~10% slower on XLA:CPU in workload (a) of
+# benchmarks/speed.py (unbatched dots).
 MIN_GROUP, MAX_GROUP = 2, 64
 # On accelerators: up to 2^26 entries (256 MiB per float32 array) and 16,384 models per group.
 ACCELERATOR_ENTRIES = 2 ** 26
