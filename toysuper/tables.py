@@ -1,30 +1,50 @@
-"""Derived tables, computed from a finished run's core tables and weights, never by training.
+"""Derived tables: computed from a run's core tables and weights, never by training.
 
-An experiment lists the ones it wants in `tables = [...]`. `toysuper run` writes each as
-DIR/NAME.parquet after the core tables; `toysuper plot` computes them again before drawing, so a
-changed rule relabels stored results without retraining. Figures read them from `res.derived`.
+Anything a threshold decides (a phase, a structure, a monosemantic neuron) lives here rather
+than in the core tables, so a changed rule relabels stored results without retraining:
+`toysuper run` writes each table an experiment or its figures use as DIR/NAME.parquet, and
+`toysuper plot` computes them again before drawing. Each table declares what it needs of a
+sweep (toysuper/needs.py), checked before training.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Callable, NamedTuple
 
-from toysuper import neurons, phase, store
+from toysuper import models, needs, neurons, phase, structures
 
-# name -> Results -> pandas DataFrame
+
+class Table(NamedTuple):
+    make: Callable       # Results -> pandas DataFrame
+    needs: tuple = ()    # needs.Need, checked on the sweep's settings before training
+    doc: str = ""
+
+
 DERIVED = {
-    "phase": phase.table,  # per sweep cell: the extra feature's empirical and theoretical phase
-    "neurons": neurons.table,  # per (model, neuron): monosemanticity, top and carried features
-    "motifs": neurons.motifs,  # per asymmetric superposition motif of a computation model
-    "computation": neurons.computation,  # per (model, feature): error vs predicting 0, computed
+    "structures": Table(structures.table, doc="per (model, feature): the structure it belongs to"),
+    "phase": Table(phase.table, phase.NEEDS,
+                   doc="per sweep cell: the extra feature's empirical and theoretical phase"),
+    "neurons": Table(neurons.table, (needs.some("model.kind", models.NEURON_KINDS,
+                                                f"a model with a ReLU hidden layer (model.kind in "
+                                                f"{list(models.NEURON_KINDS)})"),),
+                     doc="per (model, neuron): monosemanticity, top and carried features"),
+    "motifs": Table(neurons.motifs, (needs.some("model.kind", ["abs"],
+                                                "computation models (model.kind = 'abs')"),),
+                    doc="per asymmetric superposition motif of a computation model"),
+    "computation": Table(neurons.computation,
+                         doc="per (model, feature): error against predicting 0, computed or not"),
 }
 
 
-def derive(res, names=None) -> dict:
-    """Compute the named derived tables (default: the experiment's own) and write them."""
-    names = res.config.get("tables", []) if names is None else names
+def get(res, name: str):
+    """A derived table of `res`: as stored or already computed, else computed now."""
+    if name not in res.derived:
+        res.derived[name] = DERIVED[name].make(res)
+    return res.derived[name]
+
+
+def derive(res, names) -> dict:
+    """Compute the named tables afresh (rules may have changed since they were stored)."""
     for name in names:
-        df = DERIVED[name](res)
-        store.write_table(Path(res.path) / f"{name}.parquet", df)
-        res.derived[name] = df
-    return res.derived
+        res.derived[name] = DERIVED[name].make(res)
+    return {name: res.derived[name] for name in names}
