@@ -26,7 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from toysuper import config, sweep, train
+import toysuper
+from toysuper import config, train
 
 train.use_all_cpu_cores()  # as the toysuper command does: one CPU device per core
 
@@ -57,10 +58,7 @@ def toysuper_rate(models: int, n: int, m: int, steps: int, repeats: int) -> floa
                                     "eval_batch": BATCH},
                           "run": {"chunk_size": models},
                           "sweep": {"data.density": {"logspace": [1, 0.01], "num": models}}})
-    settings = config.expand(cfg)
-    (chunk,) = sweep.plan(settings, models)
-    hp = sweep.hyper(settings, chunk.ids, chunk.width)
-    run = lambda: train.train(chunk.shape, hp)  # noqa: E731
+    run = lambda: toysuper.train_sweep(cfg)  # noqa: E731
     run()  # compile and warm up
     return models * steps / min(_timed(run) for _ in range(repeats))
 

@@ -1,4 +1,4 @@
-"""Strict JAX for every test: implicit rank promotion is an error (STYLE.md item 10)."""
+"""Strict JAX for every test: implicit rank promotion is an error (as equinox and big_vision test)."""
 
 import jax
 import pytest

@@ -1,6 +1,5 @@
 """The `toysuper` command: exit codes, one-line errors, and plot redrawing stored figures."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -1,9 +1,12 @@
 """Experiment files: sweep expansion, overrides and the errors a user sees."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
-from toysuper import config
+from toysuper import config, settings
 from toysuper.config import ConfigError
 
 
@@ -29,17 +32,17 @@ def test_logspace_and_linspace_axes():
 
 def test_importance_forms():
     n = 4
-    np.testing.assert_allclose(config.feature_vector("data.importance", {"decay": 0.5}, n),
+    np.testing.assert_allclose(settings.feature_vector("data.importance", {"decay": 0.5}, n),
                                [1, 0.5, 0.25, 0.125])
-    np.testing.assert_allclose(config.feature_vector("data.importance", {"ratio": 10}, 3),
+    np.testing.assert_allclose(settings.feature_vector("data.importance", {"ratio": 10}, 3),
                                [1, 10 ** -0.5, 0.1])
-    np.testing.assert_allclose(config.feature_vector("data.importance", 2.0, n), [2.0] * 4)
+    np.testing.assert_allclose(settings.feature_vector("data.importance", 2.0, n), [2.0] * 4)
 
 
 def test_one_features_importance_can_be_swept():
     cfg = resolve({"model": {"n_features": 3, "n_hidden": 2},
                    "sweep": {"data.importance[-1]": [0.1, 10.0]}})
-    imp, p = config.feature_vectors(config.expand(cfg)[1])
+    imp, p = settings.feature_vectors(config.expand(cfg)[1])
     np.testing.assert_allclose(imp, [1, 1, 10])
     np.testing.assert_allclose(p, [1, 1, 1])
 
@@ -77,8 +80,6 @@ def test_resolved_config_round_trips_through_toml():
     ({"model": {"kind": "mlp"}}, (), ["model.kind", "'mlp'", "linear", "relu"]),
     ({"sweep": {"data.density": {"logspace": [1, 0.01]}}}, (), ["data.density", "num"]),
     ({"data": {"density[7]": 0.5}, "model": {"n_features": 5}}, (), ["data.density[7]", "out of range"]),
-    ({"figures": ["nope"]}, (), ["nope", "feature_plane"]),
-    ({"tables": ["nope"]}, (), ["tables", "nope", "phase"]),
     ({"tables": "phase"}, (), ["tables", "phase", "list"]),
     ({"train": {"eval": "exact"}}, (), ["train.eval", "'exact'", "sample", "strata"]),
     ({"train": {"eval": "strata", "batch": 1000}, "model": {"n_features": 3}}, (),
@@ -150,3 +151,38 @@ def test_sweep_cases_can_be_given_on_the_command_line():
                   ['sweep.cases=[{"data.correlated" = [[0, 1]]}, {"data.density" = 0.5}]'])
     models = config.expand(cfg)
     assert [(m["data.correlated"], m["data.density"]) for m in models] == [([[0, 1]], 1.0), ([], 0.5)]
+
+
+@pytest.mark.parametrize("raw, words", [
+    ({"figures": ["nope"]}, ["figures", "nope", "feature_plane"]),
+    ({"tables": ["nope"]}, ["tables", "nope", "phase"]),
+    ({"figures": ["feature_plane"]}, ["figure 'feature_plane'", "model.n_hidden", "5"]),
+    ({"figures": ["phase_diagram"]}, ["table 'phase'", "model.n_features", "20"]),
+])
+def test_figures_and_tables_are_checked_against_their_registries_and_needs(raw, words):
+    """Names and needs are read before training (outputs.check), not found while drawing."""
+    from toysuper import outputs
+
+    cfg = config.resolve(raw)
+    with pytest.raises(ConfigError) as e:
+        outputs.check(cfg, config.expand(cfg))
+    for w in words:
+        assert w in str(e.value), (w, str(e.value))
+
+
+def test_importing_config_does_not_import_matplotlib():
+    code = "import sys, toysuper.config; sys.exit('matplotlib' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_every_setting_has_one_declaration_that_defaults_and_checks_derive_from():
+    cfg = config.resolve({})
+    for s in settings.TABLE:
+        section, name = s.key.split(".")
+        assert cfg[section][name] == s.default
+        settings.check_value(s.key, s.default, {"model.n_features": 20})  # defaults pass
+        assert s.role in ("shape", "model", "host")
+    from toysuper import train
+    shape = train.Shape.of(config.expand(cfg)[0])
+    assert {f: getattr(shape, f) for f in settings.SHAPE_FIELDS} == {
+        f: settings.BY_KEY[k].default for f, k in settings.SHAPE_FIELDS.items()}

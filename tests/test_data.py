@@ -1,4 +1,4 @@
-"""The sparse samplers have the law SCIENCE.md states, checked statistically on large draws.
+"""The sparse samplers have the law docs/data_and_models.md states, checked statistically on large draws.
 
 Both samplers ("fast": one hashed draw per entry; "reference": two threefry draws) must pass
 every check: activity marginals per feature and per model, the magnitude law (Kolmogorov-
@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from toysuper import data, train
+from toysuper import data, keys
 
 N_DRAW = 200_000
 SAMPLERS = pytest.mark.parametrize("sampler", data.SAMPLERS)
@@ -53,11 +53,11 @@ def test_marginals_match_each_features_density(sampler, columns):
 @SAMPLERS
 def test_marginals_hold_for_every_model_of_a_vmapped_sweep(sampler):
     # 64 models with their own keys and densities, drawn at once as training does
-    M, n, batch = 64, 3, 20_000
-    keys = train.model_keys(np.arange(M), np.zeros(M))
+    M, batch = 64, 20_000
+    model_keys = keys.model_keys(np.arange(M), np.zeros(M))
     p = np.geomspace(1.0, 0.01, M)[:, None] * np.array([1.0, 0.5, 0.25])
     x = jax.vmap(lambda k, q: data.sample(k, q, batch, sampler=sampler))(
-        jnp.asarray(keys), jnp.asarray(p, jnp.float32))
+        jnp.asarray(model_keys), jnp.asarray(p, jnp.float32))
     rate = np.asarray(x != 0).mean(axis=1)
     assert within(rate, p.astype(np.float32), batch).all()
 
@@ -101,9 +101,9 @@ def test_features_are_independent(sampler, columns):
 def test_models_and_steps_draw_independent_batches(sampler):
     # training's keys: model keys from (seed, settings), step keys folded in; neighbours in
     # either direction (seed 1 vs 2, step 7 vs 8) must be unrelated
-    keys = train.model_keys([1, 2], [0, 0])
-    a, b = (draw([0.5, 0.5], key=jnp.asarray(k), batch=50_000, sampler=sampler) for k in keys)
-    s7, s8 = (draw([0.5, 0.5], key=jax.random.fold_in(jnp.asarray(keys[0]), i), batch=50_000,
+    model_keys = keys.model_keys([1, 2], [0, 0])
+    a, b = (draw([0.5, 0.5], key=jnp.asarray(k), batch=50_000, sampler=sampler) for k in model_keys)
+    s7, s8 = (draw([0.5, 0.5], key=jax.random.fold_in(jnp.asarray(model_keys[0]), i), batch=50_000,
                    sampler=sampler) for i in (7, 8))
     for u, v in [(a, b), (s7, s8), (a, s7)]:
         assert within(((u != 0) & (v != 0)).mean(), 0.25, u.size)
@@ -174,3 +174,19 @@ def test_magnitudes_in_a_correlated_set_are_independent(sampler):
     r = np.corrcoef(active[:, 0], active[:, 1])[0, 1]
     assert abs(r) < 5 / np.sqrt(len(active)), r
     assert ks_statistic(active[:, 1], lambda v: v) < KS_1PCT / np.sqrt(len(active))
+
+
+@SAMPLERS
+@pytest.mark.parametrize("sets", [False, True])
+def test_a_model_draws_the_same_numbers_in_either_layout(sampler, sets):
+    """The batch layout is a speed choice: rows (B x n) and columns (n x B) hold one batch."""
+    key, p = jax.random.PRNGKey(3), jnp.asarray([0.9, 0.5, 0.1, 0.02, 0.5], jnp.float32)
+    group, low = data.layout(5, np.asarray(p), [[0, 1]], [[2, 3]]) if sets else (None, None)
+    if sets:
+        group, low = jnp.asarray(group), jnp.asarray(low, jnp.float32)
+    rows, cols = (np.asarray(data.sample(key, p, 999, "signed", group, low, sampler, columns=c))
+                  for c in (False, True))
+    np.testing.assert_array_equal(rows, cols.T)
+    mags = [np.asarray(data.magnitudes(key, shape, "uniform", sampler, columns=c))
+            for shape, c in (((999, 5), False), ((5, 999), True))]
+    np.testing.assert_array_equal(mags[0], mags[1].T)

@@ -1,4 +1,4 @@
-"""Metric formulas on hand-built W with known answers (SCIENCE.md, "Metrics")."""
+"""Metric formulas on hand-built W with known answers (docs/data_and_models.md)."""
 
 import numpy as np
 import pytest

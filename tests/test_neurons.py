@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from toysuper import neurons, sweep
+from toysuper import config, neurons, sweep
 from toysuper.config import ConfigError
 
 
@@ -71,8 +71,8 @@ def test_the_motif_detector_finds_none_where_there_is_none(W1, W2):
 def _errors(kind, W, p, law="signed"):
     """The computation table of a hand-built 3-feature model at density p."""
     params = {k: jnp.asarray(v, jnp.float32) for k, v in W.items()}
-    class Res:  # the parts of store.Results that neurons.computation reads
-        models = pd.DataFrame({"model": [0], "law": [law]})
+    class Res:  # the parts of Results that neurons.computation reads
+        models = pd.DataFrame({"model": [0], "law": [law], "sampler": ["fast"]})
         features = pd.DataFrame({"model": 0, "feature": range(3), "density": p})
         kind = staticmethod(lambda model: kind)
         params = staticmethod(lambda model: params)
@@ -131,7 +131,7 @@ def test_the_computation_model_with_m_2n_learns_abs_of_every_feature(tmp_path):
 
 def test_the_computation_model_needs_signed_inputs():
     with pytest.raises(ConfigError, match="data.law = 'signed'"):
-        sweep.config.resolve({"model": {"kind": "abs"}})
+        config.resolve({"model": {"kind": "abs"}})
 
 
 def test_privileged_basis_dense_gives_each_top_feature_a_monosemantic_neuron(tmp_path):
@@ -144,7 +144,7 @@ def test_privileged_basis_dense_gives_each_top_feature_a_monosemantic_neuron(tmp
            "sweep": {"train.seed": [0, 1]}}
     res = sweep.run(cfg, out=tmp_path / "r", progress=False)
     t = res.derived["neurons"]
-    for model, rows in t.groupby("model"):
+    for _, rows in t.groupby("model"):
         mono = rows[rows["monosemantic"]]
         assert sorted(mono["top_feature"]) == list(range(m)), rows
         assert (mono["monosemanticity"] > 0.95).all()

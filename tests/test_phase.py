@@ -5,8 +5,10 @@ import pandas as pd
 import pytest
 
 import toysuper
-from toysuper import figures, phase, store
+from toysuper import config, needs, phase
 from toysuper.config import ConfigError
+from toysuper.figures import phase_change
+from toysuper.results import Results
 
 
 def test_classify_by_norm_then_superposition():
@@ -29,7 +31,7 @@ def _fake_results(tmp_path, cells, n=2):
                 "superposition": [0.0] * (n - 1) + [sup]}))
     cfg = {"name": "fake", "model": {"kind": "relu", "n_features": n, "n_hidden": n - 1},
            "sweep": {"data.density": [], "data.importance[-1]": [], "train.seed": []}}
-    return store.Results(tmp_path, cfg, pd.DataFrame(models), pd.concat(features), pd.DataFrame(),
+    return Results(tmp_path, cfg, pd.DataFrame(models), pd.concat(features), pd.DataFrame(),
                          {})
 
 
@@ -53,15 +55,23 @@ def test_table_keeps_the_lowest_loss_seed_and_compares_with_theory(tmp_path):
     assert "density" not in t and "importance[-1]" not in t  # they only repeat p and r
 
 
-def test_table_refuses_sweeps_without_a_theory(tmp_path):
-    with pytest.raises(ConfigError, match="n_features in \\[2, 3\\].*\\[4\\]"):
-        phase.table(_fake_results(tmp_path, [(0.1, 1.0, [(0.1, 1.0, 0.0)])], n=4))
+@pytest.mark.parametrize("raw, words", [
+    ({"model": {"n_features": 4, "n_hidden": 3}}, ["n_features in [2, 3]", "[4]"]),
+    ({"model": {"n_features": 3, "n_hidden": 1}}, ["n_hidden = model.n_features - 1", "(3, 1)"]),
+    ({"model": {"kind": "linear", "n_features": 2, "n_hidden": 1}}, ["model.kind", "linear"]),
+    ({"model": {"n_features": 2, "n_hidden": 1}, "data": {"density": [0.1, 0.2]}}, ["one density"]),
+])
+def test_table_refuses_sweeps_without_a_theory_before_training(raw, words):
+    cfg = config.resolve(raw)
+    with pytest.raises(ConfigError) as e:
+        needs.check(phase.NEEDS, config.expand(cfg), "table 'phase'")
+    assert all(w in str(e.value) for w in words), str(e.value)
 
 
 def test_phase_colours_follow_the_key():
-    np.testing.assert_allclose(figures.phase_colour(0.0, 0.7), [1, 1, 1])
-    np.testing.assert_allclose(figures.phase_colour(1.0, 0.0), figures.BLUE)
-    np.testing.assert_allclose(figures.phase_colour(1.3, 2.0), figures.RED)
+    np.testing.assert_allclose(phase_change.phase_colour(0.0, 0.7), [1, 1, 1])
+    np.testing.assert_allclose(phase_change.phase_colour(1.0, 0.0), phase_change.BLUE)
+    np.testing.assert_allclose(phase_change.phase_colour(1.3, 2.0), phase_change.RED)
 
 
 def test_small_trained_grid_classifies_as_the_theory_says(tmp_path):

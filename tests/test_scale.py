@@ -9,12 +9,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 import toysuper
-from toysuper import cli
+from toysuper import cli, config, plan
 
 # 12 models of 20 features at batch 1024: groups of 8 (train.group_size), so 4 devices split
 # a chunk of 32, and run.chunk_size = 8 makes 2 chunks on one device.
@@ -106,13 +105,12 @@ def test_memory_budget_shrinks_chunks_and_names_the_key_when_too_small(tmp_path,
     code = cli.main(["run", str(exp), "--plan", "--set", "run.memory_gb=0.00001"])
     assert code == 2
     assert "run.memory_gb = 1e-05 is too small" in capsys.readouterr().err
-    from toysuper import config, sweep
     cfg = config.load(exp)
     settings = config.expand(cfg)
-    (whole,) = sweep.plan(settings, 4096)
+    (whole,) = plan.chunks(settings, 4096)
     per_model, in_flight = toysuper.train.memory(whole.shape)
     budget = (in_flight + 8 * per_model) / 2**30  # room for 8 models: one group
-    assert [c.width for c in sweep.plan(settings, 4096, budget)] == [8, 8]
+    assert [c.width for c in plan.chunks(settings, 4096, budget)] == [8, 8]
 
 
 MILLION = """

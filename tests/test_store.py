@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import toysuper
-from toysuper import metrics, structures
+from toysuper import metrics, structures, tables
 
 
 def test_tables_columns_and_consistency(tiny, tmp_path):
@@ -13,7 +13,8 @@ def test_tables_columns_and_consistency(tiny, tmp_path):
         assert col in res.models.columns
     assert list(res.models["model"]) == [0, 1, 2]
     assert set(res.features.columns) >= {"model", "feature", "importance", "density", "norm",
-                                         "superposition", "dimensionality", "bias", "structure"}
+                                         "superposition", "dimensionality", "bias"}
+    assert "structure" not in res.features  # a derived table: relabelled whenever the rule changes
     assert len(res.features) == 3 * 5
     f = res.features[res.features["model"] == 2]
     W = res.W(2)
@@ -22,7 +23,8 @@ def test_tables_columns_and_consistency(tiny, tmp_path):
     np.testing.assert_allclose(f["importance"], 0.9 ** np.arange(5))
     np.testing.assert_allclose(f["density"], 0.1)
     np.testing.assert_allclose(f["bias"], res.params(2)["b"])
-    assert list(f["structure"]) == list(structures.label(W))
+    labels = tables.get(res, "structures")
+    assert list(labels.loc[labels["model"] == 2, "structure"]) == list(structures.label(W))
     # history: one row per model and logged interval, ending at the last step
     assert res.history.groupby("model")["step"].max().tolist() == [200] * 3
     again = toysuper.load(tmp_path / "r")
@@ -66,3 +68,44 @@ def test_asking_for_snapshots_of_a_run_without_them_is_a_clear_error(tiny, tmp_p
     res = toysuper.run(tiny, out=tmp_path / "r", progress=False)
     with pytest.raises(toysuper.ConfigError, match="train.snapshots"):
         res.snapshot_W(0)
+
+
+def test_results_of_schema_1_are_upgraded_on_load_and_by_toysuper_upgrade(tiny, tmp_path):
+    """An old directory: no schema, no train.sampler (it was the reference sampler), structure
+    labels frozen into features.parquet. It reads as current results, and `upgrade` rewrites it."""
+    import tomllib
+
+    import pandas as pd
+
+    from toysuper import cli, store, upgrade
+
+    out = tmp_path / "r"
+    toysuper.run(tiny, ["train.sampler=reference"], out=out, progress=False)
+    text = (out / "config.toml").read_text()
+    old = "\n".join(line for line in text.splitlines()
+                    if not line.startswith(("schema", "sampler"))) + "\n"
+    (out / "config.toml").write_text(old)
+    models = pd.read_parquet(out / "models.parquet").drop(columns="sampler")
+    models.to_parquet(out / "models.parquet")
+    feats = pd.read_parquet(out / "features.parquet").assign(structure="stale")
+    feats.to_parquet(out / "features.parquet")
+
+    res = store.load(out)
+    assert res.config["train"]["sampler"] == "reference" and res.config["schema"] == upgrade.SCHEMA
+    assert (res.models["sampler"] == "reference").all() and "structure" not in res.features
+    assert store.differences(out, res.config) == []  # the same run, so it resumes, not refused
+    assert cli.main(["upgrade", str(out)]) == 0
+    assert tomllib.loads((out / "config.toml").read_text())["schema"] == upgrade.SCHEMA
+    assert "structure" not in pd.read_parquet(out / "features.parquet")
+
+
+def test_results_from_a_newer_schema_are_refused_in_one_line(tiny, tmp_path):
+    from toysuper import store, upgrade
+
+    out = tmp_path / "r"
+    toysuper.run(tiny, out=out, progress=False)
+    text = (out / "config.toml").read_text().replace(f"schema = {upgrade.SCHEMA}",
+                                                     f"schema = {upgrade.SCHEMA + 1}")
+    (out / "config.toml").write_text(text)
+    with pytest.raises(toysuper.ConfigError, match="newer toysuper"):
+        store.load(out)

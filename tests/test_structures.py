@@ -1,4 +1,4 @@
-"""Structure labels on hand-built arrangements of features (SCIENCE.md item 4)."""
+"""Structure labels on hand-built arrangements of features (docs/geometry.md)."""
 
 import numpy as np
 import pytest

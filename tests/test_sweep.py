@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import toysuper
-from toysuper import config, store, sweep, train
+from toysuper import config, keys, plan, store, train
 
 
 def test_model_identical_alone_and_inside_a_bigger_sweep(chunky, tmp_path):
@@ -12,7 +12,7 @@ def test_model_identical_alone_and_inside_a_bigger_sweep(chunky, tmp_path):
     # and on its own (a chunk of 8)
     big = dict(chunky, sweep={"data.density": [1.0, 0.3, 0.1], "train.seed": {"range": 4}})
     res_big = toysuper.run(big, out=tmp_path / "big", progress=False)
-    assert [c.width for c in sweep.plan(sweep_settings(big), 4096)] == [16]
+    assert [c.width for c in plan.chunks(sweep_settings(big), 4096)] == [16]
     alone = dict(chunky, sweep={})
     res_alone = toysuper.run(alone, ["data.density=0.3", "train.seed=1"], out=tmp_path / "alone",
                              progress=False)
@@ -26,13 +26,12 @@ def test_chunk_size_does_not_change_results(chunky, tmp_path):
     cfg = dict(chunky, sweep={"data.density": {"logspace": [1, 0.05], "num": 10}})
     one = toysuper.run(cfg, out=tmp_path / "one", progress=False)
     many = toysuper.run(cfg, ["run.chunk_size=8"], out=tmp_path / "many", progress=False)
-    assert len(sweep.plan(sweep_settings(cfg), 8)) == 2
+    assert len(plan.chunks(sweep_settings(cfg), 8)) == 2
     np.testing.assert_array_equal(one.weights["W"], many.weights["W"])
     np.testing.assert_array_equal(one.models["loss"], many.models["loss"])
 
 
 def sweep_settings(cfg):
-    from toysuper import config
     return config.expand(config.resolve(cfg))
 
 
@@ -44,7 +43,7 @@ def test_one_compilation_per_sweep_shape(chunky, tmp_path):
     train.TRACES.clear()
     toysuper.run(cfg, out=tmp_path / "r", progress=False)
     shapes = {s for s, _ in train.TRACES}
-    assert len(shapes) == 2 and len(sweep.plan(sweep_settings(cfg), 8)) == 6
+    assert len(shapes) == 2 and len(plan.chunks(sweep_settings(cfg), 8)) == 6
     assert all(count == 1 for count in train.TRACES.values()), train.TRACES
 
 
@@ -95,22 +94,45 @@ def test_seeds_of_one_cell_share_their_evaluation_sample():
     base = {"model.kind": "relu", "model.n_features": 2, "data.density": 0.1}
     cells = [dict(base, **{"train.seed": 0}), dict(base, **{"train.seed": 1}),
              dict(base, **{"train.seed": 0, "data.density": 0.2})]
-    salts = [sweep.key_salt(s) for s in cells]
-    keys = train.model_keys([s["train.seed"] for s in cells], salts)
-    evals = train.eval_keys(salts)
+    salts = [keys.salt(s) for s in cells]
+    seeds = keys.model_keys([s["train.seed"] for s in cells], salts)
+    evals = keys.eval_keys(salts)
     assert (evals[0] == evals[1]).all() and not (evals[0] == evals[2]).all()
-    assert not (keys[0] == keys[1]).any() and not (evals[0] == keys[0]).all()
+    assert not (seeds[0] == seeds[1]).any() and not (evals[0] == seeds[0]).all()
 
 
 def test_feature_sets_reach_each_model_s_sampler_and_leave_other_keys_alone(tiny):
     cfg = dict(tiny, data={"correlated": [[1, 2]], "anticorrelated": [[3, 4]]},
                sweep={"data.density": [0.3, 0.1]})
     settings = config.expand(config.resolve(cfg))
-    hp = sweep.hyper(settings, [1], 8)  # density 0.1
+    hp = train.inputs([settings[1]], 8)  # density 0.1
     np.testing.assert_array_equal(hp.group[0], [0, 1, 1, 3, 3])
     np.testing.assert_allclose(hp.low[0], [0, 0, 0, 0, 0.1])
     # a model without sets keeps the key it had before sets existed
     plain = config.expand(config.resolve(tiny))
-    assert sweep.key_salt(plain[0]) != sweep.key_salt(settings[0])
-    assert sweep.key_salt(plain[0]) == sweep.key_salt(
+    assert keys.salt(plain[0]) != keys.salt(settings[0])
+    assert keys.salt(plain[0]) == keys.salt(
         {k: v for k, v in plain[0].items() if k not in ("data.correlated", "data.anticorrelated")})
+
+
+def test_the_batch_layout_a_speed_constant_does_not_change_a_model(tiny, monkeypatch):
+    """Rows or columns (train.COLUMNS_BELOW) change the arithmetic's order, not the numbers drawn."""
+    cfg = dict(tiny, train=dict(tiny["train"], steps=100), sweep={"data.density": [1.0, 0.1]})
+    results = []
+    for below in (0, 10**9):  # every model on rows, then every model on columns
+        monkeypatch.setattr(train, "COLUMNS_BELOW", below)
+        train.programs.cache_clear()  # programs are cached by Shape, which the layout is not part of
+        results.append(toysuper.train_sweep(cfg))
+    train.programs.cache_clear()
+    rows, cols = results
+    np.testing.assert_allclose(rows.weights["W"], cols.weights["W"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(rows.models["loss"], cols.models["loss"], rtol=1e-4)
+
+
+def test_train_sweep_trains_in_memory_and_writes_nothing(tiny, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = toysuper.train_sweep(dict(tiny, figures=["feature_plane"]))
+    assert res.path is None and list(tmp_path.iterdir()) == []
+    assert len(res.models) == 3 and res.W(1).shape == (2, 5)
+    from toysuper import tables
+    assert set(tables.get(res, "structures")["model"]) == {0, 1, 2}

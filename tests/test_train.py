@@ -16,7 +16,8 @@ STRATA = dataclasses.replace(SHAPE, eval="strata")
 
 def hyper(p, imp):
     n = len(p)
-    return train.Hyper(key=jax.random.PRNGKey(0), eval_key=jax.random.PRNGKey(1), imp=jnp.asarray(imp, jnp.float32),
+    return train.Hyper(key=jax.random.PRNGKey(0), eval_key=jax.random.PRNGKey(1),
+                       imp=jnp.asarray(imp, jnp.float32),
                        p=jnp.asarray(p, jnp.float32), group=jnp.arange(n), low=jnp.zeros(n),
                        lr=jnp.float32(1e-3), wd=jnp.float32(0.0))
 

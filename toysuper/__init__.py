@@ -1,9 +1,26 @@
-"""toysuper: train sweeps of toy models of superposition with JAX and draw the paper's figures."""
+"""toysuper: train sweeps of toy models of superposition with JAX and draw the paper's figures.
 
-__version__ = "0.1.0"
+    res = toysuper.train_sweep(cfg)    # in memory: tables, weights; writes nothing
+    res = toysuper.run("intro")        # trains or resumes, stores results/intro, draws figures
+    res = toysuper.load("results/intro")
 
-from toysuper.config import ConfigError  # noqa: E402
-from toysuper.store import Results, load  # noqa: E402
-from toysuper.sweep import TrainingError, run  # noqa: E402
+The names below load their modules on first use (PEP 562), so importing a light module such as
+toysuper.config does not pull in the figures (matplotlib).
+"""
 
-__all__ = ["ConfigError", "Results", "TrainingError", "load", "run", "__version__"]
+import importlib
+
+from toysuper.errors import ConfigError, TrainingError
+from toysuper.upgrade import VERSION as __version__
+
+_LAZY = {"Results": "toysuper.results", "load": "toysuper.store", "run": "toysuper.sweep",
+         "train_sweep": "toysuper.sweep"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'toysuper' has no attribute {name!r}")
+
+
+__all__ = ["ConfigError", "Results", "TrainingError", "load", "run", "train_sweep", "__version__"]

@@ -29,12 +29,17 @@ def main(argv=None) -> int:
     p.add_argument("results", help="a results directory written by `toysuper run`")
     p.add_argument("--figure", action="append", help="draw only this figure (repeatable)")
 
+    p = sub.add_parser("upgrade", help="rewrite a results directory from an older toysuper in "
+                                         "the current schema")
+    p.add_argument("results", help="a results directory written by `toysuper run`")
+
     p = sub.add_parser("list", help="list the experiments with one-line descriptions")
     p.add_argument("folder", nargs="?", help="folder of experiment files (default: experiments/)")
 
     args = parser.parse_args(argv)
+    # imported after parsing, so that --help answers without starting JAX
     from toysuper import train
-    from toysuper.config import ConfigError  # after parsing, so --help stays instant
+    from toysuper.errors import ConfigError
 
     train.use_all_cpu_cores()
 
@@ -51,6 +56,7 @@ def main(argv=None) -> int:
 
 def _run(args) -> int:
     from toysuper import sweep
+    from toysuper.errors import TrainingError
 
     if args.plan:
         print(sweep.describe_plan(args.experiment, args.overrides, out=args.out))
@@ -58,7 +64,7 @@ def _run(args) -> int:
     try:
         res = sweep.run(args.experiment, args.overrides, out=args.out, force=args.force,
                         progress=not args.quiet)
-    except sweep.TrainingError as e:
+    except TrainingError as e:
         print(f"toysuper: training failed: {e}", file=sys.stderr)
         return 1
     print(f"{len(res.models)} models -> {res.path}")
@@ -68,25 +74,35 @@ def _run(args) -> int:
 
 
 def _plot(args) -> int:
-    from toysuper import figures, store, tables
-    from toysuper.config import ConfigError
+    from toysuper import config, figures, outputs, store
+    from toysuper.errors import ConfigError
 
     res = store.load(args.results)
     names = args.figure
     for name in names or []:
         if name not in figures.FIGURES:
             raise ConfigError(f"--figure {name!r} is not one of: {', '.join(figures.FIGURES)}")
-    tables.derive(res)  # rules may have changed since the run; tables come before figures
-    for path in figures.draw(res, names):
+    outputs.check(res.config, config.expand(res.config))
+    # tables are computed afresh: their rules may have changed since the run
+    for path in outputs.make(res, names):
         print(path)
     return 0
 
 
-def _list(args) -> int:
-    from toysuper import sweep
-    from toysuper.config import ConfigError
+def _upgrade(args) -> int:
+    from toysuper import store, upgrade
 
-    folders = [Path(args.folder)] if args.folder else sweep.experiment_dirs()
+    found = store.upgrade(args.results)
+    print(f"{args.results}: results schema {found} -> {upgrade.SCHEMA}" if found < upgrade.SCHEMA
+          else f"{args.results}: already at results schema {found}")
+    return 0
+
+
+def _list(args) -> int:
+    from toysuper import experiments
+    from toysuper.errors import ConfigError
+
+    folders = [Path(args.folder)] if args.folder else experiments.dirs()
     files = sorted({f.name: f for d in folders for f in d.glob("*.toml")}.values())
     if args.folder and not Path(args.folder).is_dir():
         raise ConfigError(f"folder '{args.folder}' does not exist")
@@ -102,7 +118,7 @@ def _list(args) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "plot": _plot, "list": _list}
+COMMANDS = {"run": _run, "plot": _plot, "upgrade": _upgrade, "list": _list}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,8 +1,9 @@
 """Experiment files: defaults, `--set` overrides, validation and sweep expansion.
 
 An experiment is a TOML file with the sections [model], [data], [train], [run] and [sweep].
-Every setting has a dotted name (`data.density`); [sweep] maps dotted names to axes, and the
-product of the axes is the list of models. A model's settings are a flat dict of dotted names.
+Every setting has a dotted name (`data.density`), declared with its default and check in
+toysuper/settings.py; [sweep] maps dotted names to axes, and the product of the axes is the list
+of models. A model's settings are a flat dict of dotted names.
 """
 
 from __future__ import annotations
@@ -17,54 +18,19 @@ from pathlib import Path
 
 import numpy as np
 
+from toysuper import settings
+from toysuper.errors import ConfigError
+from toysuper.settings import feature_vectors
 
-class ConfigError(ValueError):
-    """A bad experiment file or override, worded for the user."""
-
-
-# Defaults follow the reference notebook (SCIENCE.md, "Training in the reference notebook").
-DEFAULTS = {
-    "model": {"kind": "relu", "n_features": 20, "n_hidden": 5},
-    # correlated / anticorrelated: lists of sets of feature indices, e.g. [[0, 1], [2, 3]]
-    "data": {"law": "uniform", "density": 1.0, "importance": 1.0, "correlated": [],
-             "anticorrelated": []},
-    "train": {
-        "steps": 10_000,
-        "batch": 1024,
-        "lr": 1e-3,
-        "weight_decay": 0.01,
-        "schedule": "constant",
-        "warmup": 0,
-        "log_every": 100,
-        "eval_batch": 65_536,
-        # "sample": final loss on eval_batch fresh points. "strata": every pattern of active
-        # features weighted by its exact probability, magnitudes sampled (small n only).
-        "eval": "sample",
-        # copies of the weights kept at this many about log-spaced steps (learning dynamics)
-        "snapshots": 0,
-        # "fast": one hashed draw per entry; "reference": the notebook's two threefry draws.
-        # Same law, different random numbers (toysuper/data.py).
-        "sampler": "fast",
-        "seed": 0,
-    },
-    # Models per compiled chunk (rounded up to whole groups of models on every device; a chunk
-    # is saved as soon as it finishes) and the memory one chunk may use per device (CPU devices
-    # share the host's); the smaller bound wins. Results do not depend on either.
-    "run": {"chunk_size": 4096, "memory_gb": 4.0},
-}
 TOP_LEVEL = {"name", "description", "figures", "tables"}
-SECTIONS = tuple(DEFAULTS)
-SCHEDULES = ("constant", "cosine")
-EVALS = ("sample", "strata")
-# `data.importance[i]` / `data.density[i]` set one feature's value after the vector is built.
-FEATURE_KEY = re.compile(r"^data\.(importance|density)\[(-?\d+)\]$")
+SECTIONS = settings.SECTIONS
 AXIS_FORMS = ("list", "logspace", "linspace", "range")
 # [sweep] cases = [{...}, {...}]: an axis whose values each set several keys together
 CASES = "cases"
 
 
 def known_keys() -> list[str]:
-    return [f"{s}.{k}" for s, sec in DEFAULTS.items() for k in sec]
+    return list(settings.BY_KEY)
 
 
 def load(path, overrides=()) -> dict:
@@ -82,7 +48,7 @@ def load(path, overrides=()) -> dict:
 
 def resolve(raw: dict, overrides=()) -> dict:
     """Merge `raw` over the defaults, apply overrides, validate; returns a full nested config."""
-    cfg = copy.deepcopy(DEFAULTS)
+    cfg = settings.defaults()
     cfg.update({"name": "experiment", "description": "", "figures": [], "tables": [], "sweep": {}})
     for key, value in raw.items():
         if key in SECTIONS:
@@ -125,17 +91,7 @@ def parse_override(item: str) -> tuple[str, object]:
     return key, value
 
 
-def _check_key(key: str) -> str:
-    if key in known_keys() or FEATURE_KEY.match(key):
-        return key
-    section = key.split(".")[0]
-    if section in DEFAULTS:
-        allowed = ", ".join(f"{section}.{k}" for k in DEFAULTS[section])
-        if section == "data":
-            allowed += ", data.importance[i], data.density[i]"
-    else:
-        allowed = ", ".join(known_keys())
-    raise ConfigError(f"unknown key '{key}'; known keys: {allowed}")
+_check_key = settings.check_key
 
 
 def _set(cfg: dict, key: str, value) -> None:
@@ -215,20 +171,20 @@ def axis_values(key: str, spec) -> list:
 
 def expand(cfg: dict) -> list[dict]:
     """The flat settings of every model, in sweep order (the first axis varies slowest)."""
-    base = {f"{s}.{k}": v for s in SECTIONS for k, v in cfg[s].items()}
+    base = _fixed(cfg)
     # a case is (its index, its settings): the index becomes the table column `case`
     axes = [(k, list(enumerate(spec)) if k == CASES else axis_values(k, spec))
             for k, spec in cfg["sweep"].items()]
     models = []
     for combo in itertools.product(*(vals for _, vals in axes)):
-        settings = dict(base)
+        one = dict(base)
         for (k, _), v in zip(axes, combo):
             if k == CASES:  # several settings at once
-                settings["sweep.case"], case = v
-                settings.update(case)
+                one["sweep.case"], case = v
+                one.update(case)
             else:
-                settings[k] = v
-        models.append(settings)
+                one[k] = v
+        models.append(one)
     return models
 
 
@@ -253,21 +209,16 @@ def validate(cfg: dict) -> None:
             raise ConfigError(f"'{key}' must be a string, got {cfg[key]!r}")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", cfg["name"]):
         raise ConfigError(f"name = {cfg['name']!r} may hold only letters, digits, '_', '-' and '.'")
-    # late imports: figures pulls in matplotlib, tables the analysis modules
-    from toysuper import figures as figures_mod, tables as tables_mod
-    for key, known in (("figures", figures_mod.FIGURES), ("tables", tables_mod.DERIVED)):
+    for key in ("figures", "tables"):  # the names are checked against the registries in outputs.py
         names = cfg[key]
         if not (isinstance(names, list) and all(isinstance(f, str) for f in names)):
-            raise ConfigError(f"{key} = {names!r} must be a list of names from: {', '.join(known)}")
-        for f in names:
-            if f not in known:
-                raise ConfigError(f"{key}: unknown name '{f}'; known: {', '.join(known)}")
-    settings = {f"{s}.{k}": v for s in SECTIONS for k, v in cfg[s].items()}
-    for key, value in settings.items():
-        check_value(key, value, settings)
+            raise ConfigError(f"{key} = {names!r} must be a list of names")
+    fixed = _fixed(cfg)
+    for key, value in fixed.items():
+        settings.check_value(key, value, fixed)
     for key, spec in cfg["sweep"].items():
         for value in axis_values(key, spec):
-            check_value(key, value, {**settings, key: value})
+            settings.check_value(key, value, {**fixed, key: value})
     n_models = math.prod(len(axis_values(k, s)) for k, s in cfg["sweep"].items())
     if n_models < 1:
         raise ConfigError("the sweep has no models")
@@ -310,14 +261,18 @@ def _check_sets(cfg):
             raise ConfigError("train.eval = 'strata' weights patterns of independent features; "
                               "with correlated or anticorrelated sets use train.eval = 'sample'")
         for values in itertools.product(*(axis_values(k, cfg["sweep"][k]) for k in keys)) if anti else ():
-            settings = {f"{s}.{k}": v for s in SECTIONS for k, v in cfg[s].items()}
-            settings.update(zip(keys, values))
-            _, p = feature_vectors(settings)
+            one = {**_fixed(cfg), **dict(zip(keys, values))}
+            _, p = feature_vectors(one)
             for m in anti:
                 if p[m].sum() > 1 + 1e-9:
                     raise ConfigError(f"data.anticorrelated set {m} has densities summing to "
                                       f"{p[m].sum():.3g} > 1; at most one member is active at a "
                                       f"time, so their densities must sum to at most 1")
+
+
+def _fixed(cfg) -> dict:
+    """The fixed (not swept) settings as flat dotted names."""
+    return {f"{s}.{k}": v for s in SECTIONS for k, v in cfg[s].items()}
 
 
 def _fixed_or_axis(cfg, key):
@@ -329,112 +284,10 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _positive_int(key, v):
-    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-        raise ConfigError(f"{key} = {v!r} must be a positive integer")
-
-
-def check_value(key: str, v, settings: dict) -> None:
-    """Validate one setting's value; `settings` supplies n_features for vector checks."""
-    from toysuper import data, models  # registries live with their code
-
-    if key in ("model.n_features", "model.n_hidden", "train.steps", "train.batch",
-               "train.log_every", "train.eval_batch", "run.chunk_size"):
-        _positive_int(key, v)
-    elif key == "model.kind":
-        if v not in models.MODELS:
-            raise ConfigError(f"model.kind = {v!r} is not one of: {', '.join(models.MODELS)}")
-    elif key == "data.law":
-        if v not in data.LAWS:
-            raise ConfigError(f"data.law = {v!r} is not one of: {', '.join(data.LAWS)}")
-    elif key == "train.sampler":
-        if v not in data.SAMPLERS:
-            raise ConfigError(f"train.sampler = {v!r} is not one of: {', '.join(data.SAMPLERS)}")
-    elif key == "train.eval":
-        if v not in EVALS:
-            raise ConfigError(f"train.eval = {v!r} is not one of: {', '.join(EVALS)}")
-    elif key == "train.schedule":
-        if v not in SCHEDULES:
-            raise ConfigError(f"train.schedule = {v!r} is not one of: {', '.join(SCHEDULES)}")
-    elif key == "run.memory_gb":
-        if not _is_number(v) or v <= 0:
-            raise ConfigError(f"run.memory_gb = {v!r} must be a positive number of gigabytes")
-    elif key in ("train.lr", "train.weight_decay"):
-        if not _is_number(v) or v < 0 or (key == "train.lr" and v == 0):
-            what = "a positive number" if key == "train.lr" else "a number >= 0"
-            raise ConfigError(f"{key} = {v!r} must be {what}")
-    elif key in ("train.warmup", "train.seed", "train.snapshots"):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise ConfigError(f"{key} = {v!r} must be an integer >= 0")
-    elif key in ("data.correlated", "data.anticorrelated"):
-        n = settings.get("model.n_features", 1)
-        if not (isinstance(v, list) and all(isinstance(m, list) and len(m) >= 2 and all(
-                isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n for i in m) for m in v)):
-            raise ConfigError(f"{key} = {v!r} must be a list of sets, each a list of at least two "
-                              f"feature indices in 0..{n - 1}, e.g. [[0, 1], [2, 3]]")
-    elif key == "data.density" or key == "data.importance":
-        feature_vector(key, v, settings.get("model.n_features", 1))
-    elif m := FEATURE_KEY.match(key):
-        n = settings.get("model.n_features", 1)
-        i = int(m.group(2))
-        if not -n <= i < n:
-            raise ConfigError(f"{key}: feature index {i} is out of range for n_features = {n}")
-        _check_scalar(key, m.group(1), v)
-
-
-def _check_scalar(key, kind, v):
-    if kind == "density":
-        if not _is_number(v) or not 0 < v <= 1:
-            raise ConfigError(f"{key} = {v!r}: a density must lie in (0, 1]")
-    elif not _is_number(v) or v < 0 or not math.isfinite(v):
-        raise ConfigError(f"{key} = {v!r}: an importance must be a finite number >= 0")
-
-
-def feature_vector(key: str, spec, n: int) -> np.ndarray:
-    """Build the n-vector of data.density or data.importance from its spec.
-
-    A number (every feature), a list of n numbers, or for importance {decay = r} (I_i = r^i)
-    or {ratio = k} (I = k^-linspace(0, 1, n)).
-    """
-    kind = key.split(".")[1]
-    if _is_number(spec):
-        vec = np.full(n, float(spec))
-    elif isinstance(spec, list):
-        if len(spec) != n:
-            raise ConfigError(f"{key} has {len(spec)} values but model.n_features = {n}")
-        vec = np.array(spec, dtype=float) if all(_is_number(v) for v in spec) else None
-        if vec is None:
-            raise ConfigError(f"{key} = {spec!r} must hold numbers only")
-    elif kind == "importance" and isinstance(spec, dict) and len(spec) == 1 and (
-            "decay" in spec or "ratio" in spec):
-        (form, r), = spec.items()
-        if not _is_number(r) or r <= 0:
-            raise ConfigError(f"{key}: {form} = {r!r} must be a positive number")
-        vec = r ** np.arange(n, dtype=float) if form == "decay" else float(r) ** -np.linspace(0, 1, n)
-    else:
-        forms = "a number, a list of n_features numbers"
-        if kind == "importance":
-            forms += ", {decay = r} or {ratio = k}"
-        raise ConfigError(f"{key} = {spec!r} must be {forms}")
-    for v in vec:
-        _check_scalar(key, kind, float(v))
-    return vec
-
-
-def feature_vectors(settings: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(importance, density) n-vectors of one model, feature overrides applied."""
-    n = settings["model.n_features"]
-    vecs = {k: feature_vector(f"data.{k}", settings[f"data.{k}"], n) for k in ("importance", "density")}
-    for key, value in settings.items():
-        if m := FEATURE_KEY.match(key):
-            vecs[m.group(1)][int(m.group(2))] = float(value)
-    return vecs["importance"], vecs["density"]
-
-
 def to_toml(cfg: dict) -> str:
     """Write a resolved config back as TOML (the subset of TOML our configs use)."""
     lines = []
-    for key in ("name", "description", "figures", "tables", "version"):
+    for key in ("name", "description", "figures", "tables", "schema", "version"):
         if key in cfg:
             lines.append(f"{key} = {_toml_value(cfg[key])}")
     for section in SECTIONS:

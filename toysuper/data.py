@@ -1,4 +1,4 @@
-"""Synthetic sparse features (SCIENCE.md, "Data"), drawn for one model.
+"""Synthetic sparse features (docs/data_and_models.md), drawn for one model.
 
 Each feature x_i is active with its own probability p_i; an active feature's magnitude follows
 the model's magnitude law. Laws map a uniform draw on [0, 1) to a magnitude, registered by name
@@ -42,20 +42,27 @@ def _mix(h):
     return h ^ (h >> 16)
 
 
-def bits(key, shape):
+def bits(key, shape, columns: bool = False):
     """uint32 pseudo-random bits of `shape`, entry k = mix(mix(mix(k ^ a) ^ b) ^ a'), key = (a, b).
 
-    A counter-based generator: each entry depends only on its flat index and the key, so any
-    slice of a batch is the same whatever else is drawn with it. (a, b) are two threefry words
-    of the key (one threefry call per batch, not per entry), so distinct batches use unrelated
-    words; three keyed rounds decorrelate neighbouring indices and keys (tests/test_data.py
-    checks uniformity, serial and cross-key independence).
+    A counter-based generator: each entry depends only on its index and the key, so any
+    slice of a batch is the same whatever else is drawn with it. The index k of entry (row,
+    feature) is row * n + feature in either layout: with `columns` the array is n x B, its
+    transpose, and holds the same numbers, so the layout (a speed choice) never changes a model.
+    (a, b) are two threefry words of the key (one threefry call per batch, not per entry), so
+    distinct batches use unrelated words; three keyed rounds decorrelate neighbouring indices
+    and keys (tests/test_data.py checks uniformity, serial and cross-key independence).
     """
     a, b = _key_words(key)
     size = int(np.prod(shape))
     if size >= 2 ** 32:
         raise ValueError(f"a batch of {size} entries exceeds the fast sampler's 2^32 counter")
-    h = jnp.arange(size, dtype=jnp.uint32).reshape(shape)
+    if columns:  # shape (n, B): entry (i, r) is example r's feature i, counter r * n + i
+        n, B = shape
+        rows = jnp.arange(B, dtype=jnp.uint32)[None, :] * np.uint32(n)
+        h = jnp.arange(n, dtype=jnp.uint32)[:, None] + rows
+    else:
+        h = jnp.arange(size, dtype=jnp.uint32).reshape(shape)
     h = _mix(h ^ a)
     h = _mix(h ^ b)
     return _mix(h ^ (a * np.uint32(0x9E3779B9) + np.uint32(1)))
@@ -106,13 +113,13 @@ def sample(key, p_N, batch: int, law: str = "uniform", group_N=None, low_N=None,
         u, mag = (u.T, mag.T) if columns else (u, mag)
     elif sampler == "fast" and group_N is None:
         # one draw: active iff u < p; given that, u / p is uniform on [0, 1)
-        u = uniform(bits(key, shape))
+        u = uniform(bits(key, shape, columns))
         mag = jnp.minimum(u / jnp.maximum(p, 1e-30), _BELOW_ONE)
         return jnp.where(u < p, LAWS[law](mag), 0.0)
     elif sampler == "fast":
         # a set's members share u, so their magnitudes need draws of their own
-        u = uniform(bits(key, shape))
-        mag = uniform(bits(jax.random.fold_in(key, 1), shape))
+        u = uniform(bits(key, shape, columns))
+        mag = uniform(bits(jax.random.fold_in(key, 1), shape, columns))
     else:
         raise ValueError(f"sampler {sampler!r} is not one of {SAMPLERS}")
     if group_N is None:
@@ -129,7 +136,7 @@ def magnitudes(key, shape, law: str = "uniform", sampler: str = "fast", columns:
         v = jax.random.uniform(key, shape[::-1] if columns else shape)
         v = v.T if columns else v
     else:
-        v = uniform(bits(key, shape))
+        v = uniform(bits(key, shape, columns))
     return LAWS[law](v)
 
 

@@ -1,4 +1,4 @@
-"""Per-feature and per-model geometry of a trained W (SCIENCE.md, "Metrics").
+"""Per-feature and per-model geometry of a trained W (docs/data_and_models.md, "Metrics").
 
 Functions take one m x n matrix W (columns are features), or a stack [..., m, n] of them, and
 return NumPy arrays. A feature with W_i = 0 has no direction: its unit vector is taken as 0,
@@ -10,6 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 EPS = 1e-12
+# A feature counts as represented (learned) when ||W_i|| is at least this: half of the unit
+# norm an exactly reproduced feature has. Phases, structures and figures all use this one rule.
+REPRESENTED = 0.5
 
 
 def norms(W) -> np.ndarray:

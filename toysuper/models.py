@@ -1,4 +1,4 @@
-"""The toy networks of SCIENCE.md, each written for one network.
+"""The toy networks of docs/data_and_models.md, each written for one network.
 
 A network maps x[n] to x'[n], or a batch to a batch: x[B, n] with examples as rows, or with
 `columns=True` x[n, B] with examples as columns. Which is faster depends on the model's size
@@ -85,6 +85,10 @@ MODELS = {
     "abs": Spec(UntiedModel, target=jnp.abs, embed="W1", neurons=True,
                 doc="h = ReLU(W1 x), y = ReLU(W2 h + b), target |x|"),
 }
+
+
+# kinds with a ReLU on the hidden layer, whose neurons are a privileged basis
+NEURON_KINDS = tuple(k for k, spec in MODELS.items() if spec.neurons)
 
 
 def embedding(kind: str, params: dict):

@@ -1,4 +1,4 @@
-"""Neuron-level views of models with a privileged hidden basis (SCIENCE.md items 7 and 8).
+"""Neuron-level views of models with a privileged hidden basis (docs/privileged_basis.md).
 
 With a ReLU on the hidden layer (model kinds "privileged" and "abs") the m hidden neurons are
 the basis to read a model in. Neuron k's input weights are row k of the embedding (W, or W1 of
@@ -32,8 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from toysuper import data, models, store
-from toysuper.config import ConfigError
+from toysuper import data, models
+from toysuper.errors import ConfigError
 
 CARRY = 0.3
 DEAD = 0.01
@@ -107,7 +107,8 @@ def motifs_of(W1, W2) -> pd.DataFrame:
 
     A motif is a neuron k whose two largest input weights belong to features i ("big") and j
     ("small") with opposite signs and |W1_ki| >= ASYMMETRY |W1_kj|, and which computes part of
-    both features' outputs (gains W2_ik |W1_ki| and W2_jk |W1_kj| of at least GAIN). Whenever i is active with the sign that fires k, k then leaks
+    both features' outputs (gains W2_ik |W1_ki| and W2_jk |W1_kj| of at least GAIN). Whenever i
+    is active with the sign that fires k, k then leaks
     W2_jk |W1_ki| |x_i| into y_j; the motif is complete when the other neurons firing on that
     same sign of x_i write back at least CANCEL of it negatively into y_j. The neuron doing most
     of the cancelling is reported as `canceller`.
@@ -192,17 +193,15 @@ def computation(res, batch: int = 4096) -> pd.DataFrame:
     """
     frames = []
     laws = res.models.set_index("model")["law"]
-    # the evaluation draws with the sampler each model was trained with (results from before
-    # train.sampler existed have no column: they used the reference sampler)
-    samplers = res.models.set_index("model").get("sampler")
+    # the evaluation draws with the sampler each model was trained with
+    samplers = res.models.set_index("model")["sampler"]
     for model, f in res.features.groupby("model", sort=True):
         model, law = int(model), laws[model]
         p = f["density"].to_numpy()
         params = {k: jnp.asarray(v) for k, v in res.params(model).items()}
         e_pos, e_neg, e_off = np.asarray(_feature_errors(
             res.kind(model), params, jnp.asarray(p, jnp.float32), jax.random.PRNGKey(model),
-            batch, law,
-            store.LEGACY["train"]["sampler"] if samplers is None else samplers[model]), float).T
+            batch, law, samplers[model]), float).T
         zero = p * MEAN_SQUARE[law]
         if law == "signed":
             halves = [p / 2 * e + (1 - p) / 2 * e_off for e in (e_pos, e_neg)]

@@ -7,8 +7,8 @@ pair without passing through zero), and the optimum is what the theory predicts.
 a cell are scored on one shared evaluation sample (train.eval_keys), so the pick compares models.
 
 Rule for the extra (last) feature i of the kept model, with thresholds below:
-  not represented   ||W_i|| < REPRESENTED
-  superposition     ||W_i|| >= REPRESENTED and sum_{j != i} (W^_i . W_j)^2 >= SUPERPOSED
+  not represented   ||W_i|| < metrics.REPRESENTED
+  superposition     ||W_i|| >= metrics.REPRESENTED and sum_{j != i} (W^_i . W_j)^2 >= SUPERPOSED
   dedicated         otherwise
 An antipodal partner of unit norm gives superposition 1 and a feature alone in its direction 0;
 half-way marks either side.
@@ -19,24 +19,40 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from toysuper import theory
-from toysuper.config import ConfigError
+from toysuper import metrics, needs, settings, theory
 
-REPRESENTED = 0.5  # ||W_i|| at or above which the extra feature counts as represented
 SUPERPOSED = 0.5   # superposition at or above which a represented feature shares its direction
+
+
+def _one_density(sweep) -> bool:
+    """Every feature of every model at one density: the theory's p."""
+    return all(isinstance(s["data.density"], (int, float)) and not any(
+        k.startswith("data.density[") for k in s) for s in sweep)
+
+
+NEEDS = (
+    needs.every("model.kind", ["relu"], "model.kind = 'relu' (the theory's model)"),
+    needs.every("model.n_features", list(theory.CANDIDATES),
+                f"model.n_features in {sorted(theory.CANDIDATES)} (the cases with an analytic theory)"),
+    needs.rule("model.n_hidden = model.n_features - 1",
+               lambda sweep: all(s["model.n_hidden"] == s["model.n_features"] - 1 for s in sweep),
+               lambda sweep: "(n_features, n_hidden) = " + str(sorted({
+                   (s["model.n_features"], s["model.n_hidden"]) for s in sweep}))),
+    needs.rule("every feature at one density (the theory's p), data.density a number",
+               _one_density, lambda sweep: "densities set per feature"),
+)
 
 
 def classify(norm, superposition) -> np.ndarray:
     """Phase names (theory.PHASES) from the extra feature's norm and superposition."""
     norm, superposition = np.asarray(norm, float), np.asarray(superposition, float)
-    return np.where(norm < REPRESENTED, "not represented",
+    return np.where(norm < metrics.REPRESENTED, "not represented",
                     np.where(superposition >= SUPERPOSED, "superposition", "dedicated")).astype(object)
 
 
 def cell_columns(cfg: dict) -> list[str]:
     """Table columns that identify a cell: every swept setting except the seed."""
-    from toysuper.sweep import column  # late: sweep imports the training stack
-    return [column(k) for k in cfg.get("sweep", {}) if k != "train.seed"]
+    return [settings.column(k) for k in cfg.get("sweep", {}) if k != "train.seed"]
 
 
 def models_with_extra(res) -> pd.DataFrame:
@@ -56,7 +72,6 @@ def table(res) -> pd.DataFrame:
     the cell's seeds in that same phase), theory_phase, theory_solution, theory_loss, agree.
     """
     m = models_with_extra(res)
-    _check_theory_applies(res, m)
     cells = cell_columns(res.config) or ["p", "r"]
     m["phase"] = classify(m["extra_norm"], m["extra_superposition"])
     groups = m.groupby(cells, sort=False)
@@ -83,19 +98,3 @@ def table(res) -> pd.DataFrame:
 def agreement(phase_table: pd.DataFrame) -> float:
     """Fraction of cells whose empirical phase equals the theoretical one."""
     return float(phase_table["agree"].mean())
-
-
-def _check_theory_applies(res, m):
-    kinds, ns, ms = (set(m[c]) for c in ("kind", "n_features", "n_hidden"))
-    for n in ns:
-        if n not in theory.CANDIDATES:
-            raise ConfigError(f"the phase table needs model.n_features in {sorted(theory.CANDIDATES)} "
-                              f"(the cases with an analytic theory); this sweep has {sorted(ns)}")
-    if len(ns) != 1 or ms != {next(iter(ns)) - 1} or kinds != {"relu"}:
-        raise ConfigError(f"the phase table needs one model.kind = 'relu' with n_hidden = "
-                          f"n_features - 1; this sweep has kind {sorted(kinds)}, n_features "
-                          f"{sorted(ns)}, n_hidden {sorted(ms)}")
-    spread = res.features.groupby("model")["density"].agg(["min", "max"])
-    if not np.allclose(spread["min"], spread["max"]):
-        raise ConfigError("the phase table needs every feature of a model at one density "
-                          "(the theory's p); this sweep sets densities per feature")

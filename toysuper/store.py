@@ -1,12 +1,13 @@
 """The results directory: resolved config, finished chunks, tidy tables, weights, figures.
 
 Layout of DIR:
-  config.toml        resolved configuration and toysuper version (written first)
+  config.toml        resolved configuration, results schema (upgrade.py) and toysuper version,
+                     written first
   parts/chunk-K.npz  each finished chunk of models, so an interrupted sweep resumes
   models.parquet     one row per model: its settings, final loss, D*
   features.parquet   one row per (model, feature): importance, density, norm, superposition, ...
   history.parquet    one row per (model, step): mean training loss over the last log_every steps
-  NAME.parquet       derived tables the experiment lists in `tables` (see tables.py)
+  NAME.parquet       derived tables the experiment and its figures use (see tables.py)
   weights.npz        every parameter stacked by model id, zero-padded when shapes differ,
                      with NAME.shape holding each model's true shape
   snapshots.npz      with train.snapshots > 0: each parameter at about log-spaced steps,
@@ -18,72 +19,23 @@ Every file is written to a temporary name and renamed into place, so no reader e
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from toysuper import config as config_mod
-from toysuper import models as models_mod
-from toysuper.config import ConfigError
+from toysuper import upgrade as upgrade_mod
+from toysuper.errors import ConfigError
+from toysuper.results import Results
 
 TABLES = ("models", "features", "history")
-# Settings whose default changed: a results directory written before the setting existed was
-# made with this value, not today's default.
-LEGACY = {"train": {"sampler": "reference"}}
-SHAPE = ".shape"  # weights.npz key suffix: each model's true shape of that parameter
 PRODUCTS = ("models.parquet", "features.parquet", "history.parquet", "weights.npz",
             "snapshots.npz", "summary.json")
-
-
-@dataclass
-class Results:
-    """A finished run: tables (pandas), stacked weights (NumPy) and the resolved config."""
-
-    path: Path
-    config: dict
-    models: pd.DataFrame
-    features: pd.DataFrame
-    history: pd.DataFrame
-    weights: dict = field(repr=False)
-
-    shapes: dict = field(repr=False, default_factory=dict)
-    derived: dict = field(repr=False, default_factory=dict)  # derived tables by name
-    # train.snapshots > 0: NAME -> [models, count, ...] zero-padded, NAME.shape, and step
-    snapshots: dict = field(repr=False, default_factory=dict)
-
-    def params(self, model: int) -> dict:
-        """One model's parameters, with the zero padding of mixed-shape sweeps removed."""
-        return {name: a[model][tuple(slice(0, int(k)) for k in self.shapes[name][model])]
-                for name, a in self.weights.items() if np.prod(self.shapes[name][model]) > 0}
-
-    def snapshot_W(self, model: int) -> tuple[np.ndarray, np.ndarray]:
-        """(steps[k], embeddings[k, m, n]) of one model's snapshots, padding removed."""
-        if not self.snapshots:
-            raise ConfigError(f"'{self.path}' holds no snapshots; set train.snapshots to a count "
-                              f"and run the experiment again")
-        name = models_mod.MODELS[self.kind(model)].embed
-        shape = self.snapshots[name + SHAPE][model]
-        steps = self.snapshots["step"][model]
-        W = self.snapshots[name][model][tuple(slice(0, int(k)) for k in shape)]
-        return steps[steps > 0], W[: int((steps > 0).sum())]
-
-    def kind(self, model: int) -> str:
-        return self._kinds[model]
-
-    @functools.cached_property
-    def _kinds(self) -> dict:
-        return dict(zip(self.models["model"], self.models["kind"]))
-
-    def W(self, model: int) -> np.ndarray:
-        """The model's m x n embedding (W, or W1 of the computation model)."""
-        return models_mod.embedding(self.kind(model), self.params(model))
 
 
 def _atomic(path: Path, write) -> None:
@@ -113,13 +65,11 @@ def differences(out: Path, cfg: dict) -> list[str]:
     stored = Path(out) / "config.toml"
     if not stored.exists():
         return []
-    old = tomllib.loads(stored.read_text())
+    # settings added to toysuper since `old` was written take the values it was made with
+    old, _ = upgrade_mod.upgrade(tomllib.loads(stored.read_text()), where=out)
     new = tomllib.loads(config_mod.to_toml(cfg))
-    # what the models are: [run] only chunks the work, and figures can be redrawn any time;
-    # settings added to toysuper since `old` was written take their defaults (or LEGACY) there
-    return [k for k in ("model", "data", "train", "sweep")
-            if {**config_mod.DEFAULTS.get(k, {}), **LEGACY.get(k, {}), **old.get(k, {})}
-            != new.get(k)]
+    # what the models are: [run] only chunks the work, and figures can be redrawn any time
+    return [k for k in ("model", "data", "train", "sweep") if old.get(k, {}) != new.get(k)]
 
 
 def prepare(out: Path, cfg: dict, force: bool) -> None:
@@ -139,8 +89,12 @@ def prepare(out: Path, cfg: dict, force: bool) -> None:
                           f"pass --force to write into it or choose another --out")
     (out / "parts").mkdir(parents=True, exist_ok=True)
     (out / "summary.json").unlink(missing_ok=True)  # incomplete until this run finishes
-    from toysuper import __version__
-    write_text(stored, config_mod.to_toml({**cfg, "version": __version__}))
+    write_config(out, cfg)
+
+
+def write_config(out: Path, cfg: dict) -> None:
+    write_text(Path(out) / "config.toml", config_mod.to_toml(
+        {**cfg, "schema": upgrade_mod.SCHEMA, "version": upgrade_mod.VERSION}))
 
 
 def clear(out: Path) -> None:
@@ -177,12 +131,15 @@ def load_part(out: Path, index: int, ids):
     path = part_path(out, index)
     if not path.exists():
         return None
-    with np.load(path) as z:
-        if not np.array_equal(z["ids"], ids):
-            return None
-        part = {prefix: {k.split("/", 1)[1]: z[k] for k in z.files if k.startswith(prefix + "/")}
-                for prefix in ("param", "snap")}
-        return part["param"], z["history"], z["final"], part["snap"]
+    try:
+        with np.load(path) as z:
+            if not np.array_equal(z["ids"], ids):
+                return None
+            part = {prefix: {k.split("/", 1)[1]: z[k] for k in z.files
+                             if k.startswith(prefix + "/")} for prefix in ("param", "snap")}
+            return part["param"], z["history"], z["final"], part["snap"]
+    except (OSError, ValueError, KeyError, EOFError):  # damaged (a killed write): train it again
+        return None
 
 
 def write_results(out: Path, tables: dict, weights: dict, snapshots: dict, summary: dict) -> None:
@@ -197,23 +154,40 @@ def write_results(out: Path, tables: dict, weights: dict, snapshots: dict, summa
 
 
 def load(path) -> Results:
-    """Read a finished results directory."""
+    """Read a finished results directory, upgraded to the current schema (upgrade.py)."""
     path = Path(path)
     if not (path / "config.toml").exists():
         raise ConfigError(f"'{path}' is not a toysuper results directory (no config.toml)")
     if not (path / "summary.json").exists():
         raise ConfigError(f"results in '{path}' are incomplete (the run did not finish); "
                           f"run the experiment again with the same settings to resume it")
-    cfg = tomllib.loads((path / "config.toml").read_text())
-    tables = {name: pd.read_parquet(path / f"{name}.parquet") for name in TABLES}
-    with np.load(path / "weights.npz") as z:
-        weights = {k: z[k] for k in z.files if not k.endswith(SHAPE)}
-        shapes = {k[: -len(SHAPE)]: z[k] for k in z.files if k.endswith(SHAPE)}
-    derived = {name: pd.read_parquet(path / f"{name}.parquet") for name in cfg.get("tables", [])
-               if (path / f"{name}.parquet").exists()}
-    snapshots = {}
-    if (path / "snapshots.npz").exists():
-        with np.load(path / "snapshots.npz") as z:
-            snapshots = {k: z[k] for k in z.files}
-    return Results(path, cfg, tables["models"], tables["features"], tables["history"],
-                   weights, shapes, derived, snapshots)
+    try:
+        cfg = tomllib.loads((path / "config.toml").read_text())
+        tables = {name: pd.read_parquet(path / f"{name}.parquet") for name in TABLES}
+        cfg, tables = upgrade_mod.upgrade(cfg, tables, where=path)
+        with np.load(path / "weights.npz") as z:
+            weights = {k: z[k] for k in z.files}
+        derived = {f.stem: pd.read_parquet(f) for f in sorted(path.glob("*.parquet"))
+                   if f.stem not in TABLES}
+        snapshots = {}
+        if (path / "snapshots.npz").exists():
+            with np.load(path / "snapshots.npz") as z:
+                snapshots = {k: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError, tomllib.TOMLDecodeError) as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"results in '{path}' are damaged ({type(e).__name__}: {e}); run the "
+                          f"experiment again with --force to rebuild them") from None
+    return Results.of(path, cfg, tables, weights, snapshots, derived)
+
+
+def upgrade(path) -> int:
+    """Rewrite an older results directory in the current schema; returns the schema it had."""
+    path = Path(path)
+    res = load(path)
+    found = upgrade_mod.schema_of(tomllib.loads((path / "config.toml").read_text()))
+    if found < upgrade_mod.SCHEMA:
+        for name in TABLES:
+            write_table(path / f"{name}.parquet", getattr(res, name))
+        write_config(path, res.config)
+    return found

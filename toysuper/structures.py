@@ -1,12 +1,12 @@
-"""Naming the geometric structures features form (SCIENCE.md item 4).
+"""Naming the geometric structures features form (docs/geometry.md).
 
 In uniform superposition features arrange as regular polytopes in orthogonal subspaces (tegum
 products): k features spanning d dimensions, each with dimensionality D_i = d/k. A model's
 learned features are linked when their directions interfere; each connected component of that
 graph is one structure, named from its size k, the dimension d it spans and its members' D_i.
 
-Settings (module constants, documented here and in the README):
-  LEARNED  a feature with ||W_i|| below this is "not learned" and joins no structure.
+Settings (module constants, documented here and in the README); a feature with ||W_i|| below
+metrics.REPRESENTED is "not learned" and joins no structure.
   LINK     features i and j interfere when |cos(W_i, W_j)| exceeds this. Every regular
            structure is connected through links of |cos| >= 0.31 (pentagon neighbours; the
            tetrahedron's 1/3), and ideal orthogonal subspaces have 0; trained models leave
@@ -19,10 +19,10 @@ Settings (module constants, documented here and in the README):
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from toysuper import metrics
 
-LEARNED = 0.5
 LINK = 0.2
 RANK = 0.1
 MATCH = 0.1
@@ -36,7 +36,7 @@ NAMES = tuple(POLYTOPES.values()) + ("other", "not learned")
 def components(W) -> list[np.ndarray]:
     """Connected components (arrays of feature indices) of the learned features' interference graph."""
     W = np.asarray(W, float)
-    learned = np.flatnonzero(metrics.norms(W) >= LEARNED)
+    learned = np.flatnonzero(metrics.norms(W) >= metrics.REPRESENTED)
     unit = W[:, learned] / metrics.norms(W)[learned]
     linked = np.abs(unit.T @ unit) > LINK
     seen, found = np.zeros(len(learned), bool), []
@@ -90,7 +90,7 @@ def labels(Ws) -> np.ndarray:
     if n > BATCHED_MAX_N or K == 0:
         return np.array([label(W) for W in Ws], dtype=object).reshape(K, n)
     norms = metrics.norms(Ws)
-    learned = norms >= LEARNED
+    learned = norms >= metrics.REPRESENTED
     unit = Ws / np.where(norms > 0, norms, np.inf)[:, None, :]
     both = learned[:, :, None] & learned[:, None, :]
     reach = ((np.abs(np.swapaxes(unit, 1, 2) @ unit) > LINK) & both) | (np.eye(n, dtype=bool) & both)
@@ -108,3 +108,18 @@ def labels(Ws) -> np.ndarray:
         names[(k == kk) & (d == dd) & ~off] = name
     names[~learned] = "not learned"
     return names
+
+
+def table(res) -> pd.DataFrame:
+    """structures.parquet: one row per (model, feature), the structure the feature belongs to.
+
+    Labelled a batch of models at a time (models of one sweep can differ in shape).
+    """
+    frames = []
+    for (n, _), ids in res.models.groupby(["n_features", "n_hidden"], sort=False)["model"]:
+        ids = ids.to_numpy()
+        Ws = np.stack([res.W(int(i)) for i in ids])
+        frames.append(pd.DataFrame({"model": np.repeat(ids, n), "feature": np.tile(np.arange(n), len(ids)),
+                                    "structure": labels(Ws).ravel()}))
+    df = pd.concat(frames, ignore_index=True)
+    return df.sort_values(["model", "feature"], ignore_index=True)

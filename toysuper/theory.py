@@ -1,4 +1,4 @@
-"""Analytic phase diagrams of the extra feature (SCIENCE.md item 3, Wattenberg's derivation).
+"""Analytic phase diagrams of the extra feature (docs/phase_change.md, Wattenberg's derivation).
 
 Every feature has density p; the last ("extra") feature has relative importance r, the others 1.
 Each candidate solution is an explicit (W, b) of the ReLU-output model whose expected loss has a

@@ -20,18 +20,18 @@ import collections
 import functools
 import math
 import os
-from dataclasses import dataclass
+from collections import namedtuple
+from dataclasses import dataclass, make_dataclass
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from toysuper import data, models
+from toysuper import data, keys, models, settings
 
 # How often each Shape's programs were traced; tests assert one trace per sweep shape.
 TRACES: collections.Counter = collections.Counter()
@@ -52,48 +52,38 @@ ACCELERATOR_ENTRIES = 2 ** 26
 
 
 @dataclass(frozen=True)
-class Shape:
-    kind: str
-    n: int
-    m: int
-    law: str
-    steps: int
-    batch: int
-    schedule: str
-    warmup: int
-    log_every: int
-    eval_batch: int
-    eval: str = "sample"
-    snapshots: int = 0
-    sampler: str = "fast"
-    sets: bool = False  # correlated or anticorrelated sets: features share draws
-
+class _ShapeBase:
     @property
     def columns(self) -> bool:
-        """Batches laid out n x B (examples as columns) rather than B x n; see models.py."""
+        """Batches laid out n x B (examples as columns) rather than B x n; see models.py.
+
+        A speed choice only: data.sample draws the same numbers for a model in either layout.
+        """
         return self.n * self.m < COLUMNS_BELOW
 
     @classmethod
     def of(cls, s: dict) -> "Shape":
         """The static part of one model's flat settings."""
-        return cls(s["model.kind"], s["model.n_features"], s["model.n_hidden"], s["data.law"],
-                   s["train.steps"], s["train.batch"], s["train.schedule"], s["train.warmup"],
-                   s["train.log_every"], s["train.eval_batch"], s["train.eval"],
-                   s["train.snapshots"], s["train.sampler"],
-                   bool(s["data.correlated"] or s["data.anticorrelated"]))
+        return cls(**{field: s[key] for field, key in settings.SHAPE_FIELDS.items()},
+                   sets=bool(s["data.correlated"] or s["data.anticorrelated"]))
 
 
-class Hyper(NamedTuple):
-    """Per-model inputs; stacked along a leading model axis for a sweep."""
+# The settings compiled into a program (role "shape" in settings.TABLE), as fields named by
+# their Setting.field (kind, n, m, steps, batch, ...), plus whether features come in sets
+# (correlated or anticorrelated sets share draws). Each distinct Shape compiles once.
+Shape = make_dataclass(
+    "Shape", [(field, object, settings.BY_KEY[key].default)
+              for field, key in settings.SHAPE_FIELDS.items()] + [("sets", bool, False)],
+    bases=(_ShapeBase,), frozen=True)
+Shape.__module__ = __name__
 
-    key: jnp.ndarray       # uint32[2], the model's own PRNG key (initialisation, training data)
-    eval_key: jnp.ndarray  # uint32[2], its evaluation sample, shared by models of the same data
-    imp: jnp.ndarray  # importance, n
-    p: jnp.ndarray    # density, n
-    group: jnp.ndarray  # int n: which feature's uniform draw decides feature i (data.layout)
-    low: jnp.ndarray    # n: feature i is active when that draw lies in [low_i, low_i + p_i)
-    lr: jnp.ndarray
-    wd: jnp.ndarray
+# Per-model inputs, stacked along a leading model axis for a sweep: the model's own PRNG key
+# (initialisation, training data), its evaluation key (shared by models of the same data),
+# importance and density n-vectors, the correlated-set layout (data.layout: which feature's
+# uniform draw decides feature i, and where its interval starts), and every per-model scalar
+# setting (role "model" with a field in settings.TABLE: lr, wd, ...).
+Hyper = namedtuple("Hyper", ["key", "eval_key", "imp", "p", "group", "low",
+                             *settings.HYPER_SCALARS])
 
 
 def lr_factor(shape: Shape, count):
@@ -241,6 +231,26 @@ def memory(shape: Shape) -> tuple[int, int]:
     return per_model, in_flight
 
 
+def inputs(rows: list[dict], width: int) -> Hyper:
+    """Stack the per-model inputs of models with flat settings `rows`, repeating the last model
+    up to `width` (padding a chunk to whole groups; the copies are dropped after training)."""
+    rows = list(rows) + [rows[-1]] * (width - len(rows))
+    vecs = [settings.feature_vectors(s) for s in rows]
+    layouts = [data.layout(len(p), p, s["data.correlated"], s["data.anticorrelated"])
+               for s, (_, p) in zip(rows, vecs)]
+    salts = [keys.salt(s) for s in rows]
+    return Hyper(
+        key=keys.model_keys([s["train.seed"] for s in rows], salts),
+        eval_key=keys.eval_keys(salts),
+        imp=np.stack([v[0] for v in vecs]).astype(np.float32),
+        p=np.stack([v[1] for v in vecs]).astype(np.float32),
+        group=np.stack([g for g, _ in layouts]),
+        low=np.stack([lo for _, lo in layouts]).astype(np.float32),
+        **{field: np.array([s[key] for s in rows], np.float32)
+           for field, key in settings.HYPER_SCALARS.items()},
+    )
+
+
 class Programs(NamedTuple):
     init: callable
     segment: callable
@@ -292,28 +302,6 @@ def to_host(tree):
     if jax.process_count() > 1:
         return multihost_utils.process_allgather(tree, tiled=True)
     return jax.tree.map(lambda a: np.array(a, copy=True), tree)
-
-
-def model_keys(seeds, salts) -> np.ndarray:
-    """uint32[M, 2] keys: each model's seed folded with a hash of its own settings."""
-    make = jax.vmap(lambda s, h: jax.random.fold_in(jax.random.PRNGKey(s), h))
-    return np.asarray(make(jnp.asarray(seeds, jnp.uint32), jnp.asarray(salts, jnp.uint32)))
-
-
-# Tags the evaluation stream so it never coincides with a training stream of seed 0.
-_EVAL_TAG = 0x6576616C
-
-
-def eval_keys(salts) -> np.ndarray:
-    """uint32[M, 2] evaluation keys from a hash of the data settings alone, not the seed.
-
-    Seeds of one sweep cell are then scored on the same sample, so picking the lowest-loss seed
-    compares the models rather than their samples (common random numbers): near a phase
-    boundary, where candidate losses differ by a few percent, sampling noise would otherwise
-    decide the pick.
-    """
-    make = jax.vmap(lambda h: jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(0), h), _EVAL_TAG))
-    return np.asarray(make(jnp.asarray(salts, jnp.uint32)))
 
 
 def snapshot_steps(steps: int, log_every: int, count: int) -> np.ndarray:

@@ -1,0 +1,109 @@
+"""Paper-style figures, drawn only from a stored results directory (store.Results).
+
+One module per section of the paper: intro (1), superposition (2), phase_change (3),
+geometry (4), dynamics (5), privileged (7), computation (8), and training (loss curves, for any
+section); style holds what they share. Where a cell of a sweep holds several seeds a figure
+shows the lowest-loss model, the paper's practice of keeping the best of several runs, and says
+so; with one seed per cell it does not mention seeds.
+
+FIGURES registers each figure by name. An experiment lists the ones it wants in
+`figures = [...]`; `toysuper run` checks every listed figure's `needs` on the sweep's settings
+before training, and `toysuper plot DIR` redraws the figures from the stored results.
+
+To add a figure:
+  1. write `def my_figure(res) -> matplotlib.figure.Figure` in the module of its section (a
+     function of the stored results only: never train, never write files; take colours, kind
+     names and best_models from style.py);
+  2. read derived tables with `toysuper.tables.get(res, NAME)`, never by recomputing them;
+  3. register it below: `"my_figure": Figure(section.my_figure, needs, tables, doc)`, where
+     `needs` are toysuper.needs items for what it requires of the sweep (n_hidden = 2, snapshots,
+     a model kind, ...) so a sweep it cannot draw is refused before training, rather than
+     raising while drawing, and `tables` names the derived tables (toysuper.tables.DERIVED) it
+     reads;
+  4. draw it from a stored result into a scratch folder and look at it (tests/test_figures.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures go to files; no display is assumed. Before pyplot is imported.
+
+from toysuper import needs
+from toysuper.errors import ConfigError
+from toysuper.figures import (
+    computation,
+    dynamics,
+    geometry,
+    intro,
+    phase_change,
+    privileged,
+    superposition,
+    training,
+)
+from toysuper.figures.style import save
+
+
+class Figure(NamedTuple):
+    draw: Callable          # Results -> matplotlib Figure
+    needs: tuple = ()       # toysuper.needs.Need items, checked on the sweep's settings before training
+    tables: tuple = ()      # names of derived tables (toysuper.tables.DERIVED) the figure reads
+    doc: str = ""
+
+
+PLANE = needs.every("model.n_hidden", [2], "model.n_hidden = 2 (a hidden plane)")
+ONE_SWEPT_FEATURE = needs.rule(
+    'exactly one swept per-feature setting, e.g. [sweep] "data.importance[0]" = '
+    '{logspace = [0.2, 5], num = 12}',
+    lambda settings: len(geometry.swept_feature_settings(settings)) == 1,
+    lambda settings: f"swept per-feature settings: {geometry.swept_feature_settings(settings) or 'none'}")
+SNAPSHOTS = needs.every("train.snapshots",
+                        lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+                        "train.snapshots > 0 (weights saved during training)")
+COMPUTATION = needs.some("model.kind", ["abs"], "a computation model (model.kind = 'abs')")
+
+FIGURES = {
+    "feature_plane": Figure(intro.feature_plane, (PLANE,), (),
+                            "section 1: the features in a 2-D hidden plane, per kind and density"),
+    "superposition_grid": Figure(superposition.superposition_grid, (), (),
+                                 "section 2: W^T W, b and ||W_i|| by superposition, per kind and density"),
+    "loss_curves": Figure(training.loss_curves, (), (),
+                          "training loss of every model; colour density, line style model kind"),
+    "phase_diagram": Figure(phase_change.phase_diagram, (), ("phase",),
+                            "section 3: the extra feature's phase over (r, p), theory and trained"),
+    "neuron_weights": Figure(privileged.neuron_weights, (), ("neurons",),
+                             "sections 7-8: each neuron's input weights by feature, per density"),
+    "computed_features": Figure(computation.computed_features, (), ("computation", "neurons"),
+                                "section 8: features computed and monosemantic neurons per density"),
+    "asymmetric_motif": Figure(computation.asymmetric_motif, (COMPUTATION,), ("motifs",),
+                               "section 8: asymmetric superposition motifs and their clearest case"),
+    "dynamics": Figure(dynamics.dynamics, (SNAPSHOTS,), (),
+                       "section 5: loss and feature dimensionalities over training"),
+    "structure_mix": Figure(geometry.structure_mix, (), ("structures",),
+                            "section 4: share of features in each structure, per density"),
+    "dims_per_feature": Figure(geometry.dims_per_feature, (), (),
+                               "section 4: dimensions per feature D* against 1/(1-S)"),
+    "feature_dims": Figure(geometry.feature_dims, (), (),
+                           "section 4: every feature's dimensionality D_i against 1/(1-S)"),
+    "nonuniform_plane": Figure(geometry.nonuniform_plane, (PLANE, ONE_SWEPT_FEATURE), (),
+                               "section 4: the hidden plane as one feature's setting is swept"),
+    "sets_plane": Figure(geometry.sets_plane, (PLANE,), (),
+                         "section 4: correlated and anticorrelated feature sets in the plane"),
+}
+
+
+def draw(res, names, folder) -> list[Path]:
+    """Draw the named figures of `res` into folder/NAME.png; return their paths.
+
+    Each is written to a temporary name and renamed into place, and closed once saved.
+    """
+    unknown = [name for name in names if name not in FIGURES]
+    if unknown:
+        raise ConfigError(f"unknown figure(s) {unknown}; known: {', '.join(FIGURES)}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return [save(FIGURES[name].draw(res), folder / f"{name}.png") for name in names]

@@ -1,0 +1,35 @@
+"""Training loss curves, drawn for an experiment of any section."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+from matplotlib import colors
+
+from toysuper.figures.style import DPI, KIND_STYLE, KIND_TITLE, kinds, log_ticks, title
+
+
+def loss_curves(res):
+    """Training loss against step for every model: colour is density, line style model kind.
+
+    The line style of a kind is fixed (style.KIND_STYLE), so it means the same in every
+    experiment's figure.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=DPI, layout="constrained")
+    dens = res.models["density"].astype(float)
+    norm = colors.LogNorm(dens.min(), dens.max()) if dens.max() > dens.min() else None
+    cmap = plt.get_cmap("viridis")
+    by_model = res.models.set_index("model")
+    for model, h in res.history.groupby("model"):
+        row = by_model.loc[model]
+        ax.plot(h["step"], h["loss"], ls=KIND_STYLE.get(row["kind"], "-"), lw=0.9, alpha=0.8,
+                color=cmap(norm(row["density"])) if norm else "C0")
+    for kind in kinds(res.models):
+        ax.plot([], [], ls=KIND_STYLE.get(kind, "-"), color="0.3", label=KIND_TITLE.get(kind, kind))
+    where = "colour: density (bar)" if norm else f"colour: density 1-S = {dens.iloc[0]:.3g}"
+    ax.legend(fontsize=8, title=f"line style: model kind\n{where}", title_fontsize=8)
+    if norm:
+        fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="density 1-S")
+    ax.set(xscale="log", yscale="log", xlabel="step", ylabel="training loss (mean per interval)",
+           title=f"{title(res)}: training loss of {len(res.models)} models")
+    log_ticks(ax, 6)
+    return fig

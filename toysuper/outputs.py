@@ -1,0 +1,51 @@
+"""What an experiment makes besides its core tables: derived tables and figures.
+
+An experiment names them in `figures = [...]` and `tables = [...]`; a figure's own tables come
+with it. `check` reads the names and every figure's and table's needs against the sweep's
+settings, so a sweep that cannot be drawn is refused before it trains.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from toysuper import figures, needs, store, tables
+from toysuper.errors import ConfigError
+
+
+def _known(cfg: dict, key: str, registry: dict) -> list[str]:
+    for name in cfg.get(key, []):
+        if name not in registry:
+            raise ConfigError(f"{key}: unknown name '{name}'; known: {', '.join(registry)}")
+    return list(cfg.get(key, []))
+
+
+def figure_names(cfg: dict) -> list[str]:
+    return _known(cfg, "figures", figures.FIGURES)
+
+
+def table_names(cfg: dict, figure_list=None) -> list[str]:
+    """The experiment's tables and those its figures read, in order, each once."""
+    own = _known(cfg, "tables", tables.DERIVED)
+    used = [t for f in (figure_names(cfg) if figure_list is None else figure_list)
+            for t in figures.FIGURES[f].tables]
+    return list(dict.fromkeys(own + used))
+
+
+def check(cfg: dict, sweep: list[dict]) -> None:
+    """Raise ConfigError if a figure or table is unknown or the sweep cannot satisfy its needs."""
+    for name in figure_names(cfg):
+        needs.check(figures.FIGURES[name].needs, sweep, f"figure '{name}'")
+    for name in table_names(cfg):
+        needs.check(tables.DERIVED[name].needs, sweep, f"table '{name}'")
+
+
+def make(res, figure_list=None) -> list[Path]:
+    """Compute the tables (written beside the results when they have a path) and draw the figures."""
+    figure_list = figure_names(res.config) if figure_list is None else figure_list
+    made = tables.derive(res, table_names(res.config, figure_list))
+    if res.path is None:
+        return []
+    for name, df in made.items():
+        store.write_table(Path(res.path) / f"{name}.parquet", df)
+    return figures.draw(res, figure_list, Path(res.path) / "figures")

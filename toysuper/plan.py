@@ -1,0 +1,138 @@
+"""Planning a sweep: models grouped by compiled Shape, cut into chunks, and what that will cost.
+
+Models are grouped by their static `train.Shape`; each group is cut into chunks of at most
+`run.chunk_size` models (rounded up to whole groups on every device, `train.width_quantum`) and
+within `run.memory_gb`, all padded to one width so that a Shape compiles once. A chunk is the
+unit of saving and resuming.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import jax
+
+from toysuper import train
+from toysuper.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Chunk:
+    index: int
+    shape: train.Shape
+    ids: tuple      # model ids trained in this chunk
+    width: int      # padded size of the model axis
+
+
+def chunks(settings: list[dict], chunk_size: int, memory_gb: float = math.inf) -> list[Chunk]:
+    """Group models by Shape (in order of first appearance) and cut groups into chunks.
+
+    A chunk holds at most `chunk_size` models (rounded up to whole groups) and fits in
+    `memory_gb` per device by `train.memory`'s estimate.
+    """
+    groups: dict[train.Shape, list[int]] = {}
+    for i, s in enumerate(settings):
+        groups.setdefault(train.Shape.of(s), []).append(i)
+    out = []
+    for shape, ids in groups.items():
+        q = train.width_quantum(shape)
+        width = _round_up(min(len(ids), _round_up(chunk_size, q)), q)
+        fits = _fits(shape, memory_gb)
+        if fits < q:
+            per_model, in_flight = train.memory(shape)
+            need = (in_flight + per_model * q // len(jax.devices())) / 2**30
+            raise ConfigError(
+                f"run.memory_gb = {memory_gb} is too small for {shape.kind} models of "
+                f"n_features = {shape.n}, train.batch = {shape.batch}: one group of {q} models "
+                f"needs about {need:.2f} GB; raise run.memory_gb or lower train.batch")
+        width = min(width, fits // q * q)
+        for start in range(0, len(ids), width):
+            out.append(Chunk(len(out), shape, tuple(ids[start:start + width]), width))
+    return out
+
+
+def _fits(shape: train.Shape, memory_gb: float) -> int:
+    """The most models of `shape` whose chunk fits in memory_gb per device (CPU devices share
+    the host's memory, so there memory_gb is shared among them)."""
+    if math.isinf(memory_gb):
+        return 2**62
+    devices = jax.devices()
+    if devices[0].platform == "cpu":
+        memory_gb /= len(devices)
+    per_model, in_flight = train.memory(shape)
+    return max(0, int((memory_gb * 2**30 - in_flight) // per_model)) * len(devices)
+
+
+def _round_up(k: int, q: int) -> int:
+    return math.ceil(k / q) * q
+
+
+def host_bytes(shape: train.Shape, models: int) -> int:
+    """Host memory a sweep's results take, mostly tables: the expanded settings (Python dicts),
+    table rows (features, loss history) and weights, twice over while tables are concatenated;
+    calibrated on a million n=2 models (estimate 3.9 GB, measured peak 4.3 GB)."""
+    P = train.n_params(shape)
+    return 2 * models * (1500 + 150 * shape.n + 60 * (shape.steps // shape.log_every)
+                         + 8 * P * (1 + shape.snapshots))
+
+
+def describe(cfg: dict, settings: list[dict], plan: list[Chunk], done: int, probe=True) -> list[str]:
+    """Lines saying what training `plan` takes: models, chunks, memory, and a probed time.
+
+    The time comes from a probe: each Shape's segment program is compiled and one segment of
+    one width quantum of models is timed on this machine, then scaled by the chunk widths.
+    """
+    devices = jax.devices()
+    lines = [f"{cfg['name']}: {len(settings)} models in {len(plan)} chunks on "
+             f"{len(devices)} {devices[0].platform} device(s); "
+             f"run.chunk_size = {cfg['run']['chunk_size']}, run.memory_gb = {cfg['run']['memory_gb']}"]
+    total_s, host = 0.0, 0
+    for shape in dict.fromkeys(c.shape for c in plan):
+        mine = [c for c in plan if c.shape == shape]
+        per_model, in_flight = train.memory(shape)
+        width = max(c.width for c in mine)
+        device_gb = (in_flight + per_model * width / len(devices)) / 2**30
+        models = sum(len(c.ids) for c in mine)
+        host += host_bytes(shape, models)
+        lines.append(f"  {shape.kind} n={shape.n} m={shape.m} batch={shape.batch} "
+                     f"steps={shape.steps}: {models} models, {len(mine)} chunk(s) of up to "
+                     f"{width} (groups of {train.group_size(shape)} per device), "
+                     f"~{device_gb * 1024:.0f} MB per device")
+        if probe:
+            seconds, compile_s = _probe(settings, mine[0], shape)
+            quanta = sum(c.width for c in mine) / train.width_quantum(shape)
+            total_s += compile_s + quanta * seconds * shape.steps / shape.log_every
+            lines.append(f"    probe: {train.width_quantum(shape)} models x {shape.log_every} "
+                         f"steps in {seconds:.3f} s (compiled in {compile_s:.1f} s)")
+    lines.append(f"  host memory peak, mostly result tables: ~{host / 2**20:.0f} MB")
+    if probe:
+        left = total_s * (1 - done / len(plan))
+        lines.append(f"  estimated time: {_duration(left)} to train"
+                     + (f" ({_duration(total_s)} for the whole sweep)" if done else ""))
+    return lines
+
+
+def _probe(settings, chunk: Chunk, shape) -> tuple[float, float]:
+    """(seconds per segment of one width quantum, seconds to compile) for `shape`."""
+    q = train.width_quantum(shape)
+    hp = train.place(train.inputs([settings[i] for i in chunk.ids[:q]], q))
+    prog = train.programs(shape)
+    t0 = time.perf_counter()
+    state, loss = prog.segment(prog.init(hp), hp, 0)
+    jax.block_until_ready(loss)
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    state, loss = prog.segment(state, hp, 1)
+    jax.block_until_ready(loss)
+    seconds = time.perf_counter() - t0
+    return seconds, max(0.0, first - seconds)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -1,0 +1,72 @@
+"""A trained sweep: tidy tables (pandas), stacked weights (NumPy) and the resolved config.
+
+The same object comes back from training in memory (`toysuper.train_sweep`, path None) and from
+reading a results directory (`toysuper.load`).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from toysuper import models as models_mod
+from toysuper.errors import ConfigError
+
+SHAPE = ".shape"  # weights key suffix: each model's true shape of that parameter
+
+
+@dataclass
+class Results:
+    """A finished sweep. Weights are stacked by model id and zero-padded where shapes differ."""
+
+    path: Path | None
+    config: dict
+    models: pd.DataFrame
+    features: pd.DataFrame
+    history: pd.DataFrame
+    weights: dict = field(repr=False)
+
+    shapes: dict = field(repr=False, default_factory=dict)
+    derived: dict = field(repr=False, default_factory=dict)  # derived tables by name (tables.py)
+    # train.snapshots > 0: NAME -> [models, count, ...] zero-padded, NAME.shape, and step
+    snapshots: dict = field(repr=False, default_factory=dict)
+
+    @classmethod
+    def of(cls, path, config, tables, weights, snapshots=None, derived=None) -> "Results":
+        """From tables and a weights dict that holds NAME.shape entries beside each NAME."""
+        plain = {k: v for k, v in weights.items() if not k.endswith(SHAPE)}
+        shapes = {k[: -len(SHAPE)]: v for k, v in weights.items() if k.endswith(SHAPE)}
+        return cls(None if path is None else Path(path), config, tables["models"],
+                   tables["features"], tables["history"], plain, shapes, dict(derived or {}),
+                   dict(snapshots or {}))
+
+    def params(self, model: int) -> dict:
+        """One model's parameters, with the zero padding of mixed-shape sweeps removed."""
+        return {name: a[model][tuple(slice(0, int(k)) for k in self.shapes[name][model])]
+                for name, a in self.weights.items() if np.prod(self.shapes[name][model]) > 0}
+
+    def snapshot_W(self, model: int) -> tuple[np.ndarray, np.ndarray]:
+        """(steps[k], embeddings[k, m, n]) of one model's snapshots, padding removed."""
+        if not self.snapshots:
+            raise ConfigError(f"'{self.path}' holds no snapshots; set train.snapshots to a count "
+                              f"and run the experiment again")
+        name = models_mod.MODELS[self.kind(model)].embed
+        shape = self.snapshots[name + SHAPE][model]
+        steps = self.snapshots["step"][model]
+        W = self.snapshots[name][model][tuple(slice(0, int(k)) for k in shape)]
+        return steps[steps > 0], W[: int((steps > 0).sum())]
+
+    def kind(self, model: int) -> str:
+        return self._kinds[model]
+
+    @functools.cached_property
+    def _kinds(self) -> dict:
+        return dict(zip(self.models["model"], self.models["kind"]))
+
+    def W(self, model: int) -> np.ndarray:
+        """The model's m x n embedding (W, or W1 of the computation model)."""
+        return models_mod.embedding(self.kind(model), self.params(model))

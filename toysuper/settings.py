@@ -1,0 +1,249 @@
+"""Every setting of an experiment, declared once: default, check, role and the value old results imply.
+
+A setting has a dotted name (`data.density`) and one of three roles:
+  shape  fixes array shapes or control flow, so it is compiled into the program: models that
+         differ in it train in separate programs (train.Shape is built from these);
+  model  a per-model input of the compiled program (train.Hyper), so any mix of values trains
+         in one program;
+  host   read only on the host (how a sweep is cut into chunks); results never depend on it.
+Defaults, validation, the compiled Shape, the per-model inputs, key salts and the upgrade of old
+results directories (toysuper/upgrade.py) all derive from this table: a new setting is one entry
+here plus the code that uses it. Cross-setting rules (steps a multiple of log_every, ...) live in
+config.validate.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from toysuper import data, models
+from toysuper.errors import ConfigError
+
+_MISSING = object()
+
+
+class Setting(NamedTuple):
+    key: str              # dotted name, "train.lr"
+    default: object
+    check: Callable       # (key, value, settings) -> None, raises ConfigError
+    role: str             # "shape", "model" or "host" (module docstring)
+    field: str | None = None  # its attribute on train.Shape / train.Hyper, when it has one
+    doc: str = ""
+    # the value a results directory written before this setting existed was made with
+    legacy: object = _MISSING
+    # whether the setting enters the model's key salt: "always", "when_set" (only when not at
+    # its default, for settings added after results were published, so old models keep their
+    # keys), or None (train and run settings: a model's own seed stream is not salted by them)
+    salt: str | None = None
+
+    @property
+    def old(self):
+        """The value results from before this setting existed were made with."""
+        return self.default if self.legacy is _MISSING else self.legacy
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def positive_int(key, v, settings=None):
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        raise ConfigError(f"{key} = {v!r} must be a positive integer")
+
+
+def nonneg_int(key, v, settings=None):
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        raise ConfigError(f"{key} = {v!r} must be an integer >= 0")
+
+
+def one_of(choices):
+    """A check that the value is a name in `choices` (a registry dict or a tuple)."""
+    def check(key, v, settings=None):
+        if not isinstance(v, str) or v not in choices:
+            raise ConfigError(f"{key} = {v!r} is not one of: {', '.join(choices)}")
+    return check
+
+
+def positive_number(what):
+    def check(key, v, settings=None):
+        if not _is_number(v) or v <= 0:
+            raise ConfigError(f"{key} = {v!r} must be {what}")
+    return check
+
+
+def nonneg_number(key, v, settings=None):
+    if not _is_number(v) or v < 0:
+        raise ConfigError(f"{key} = {v!r} must be a number >= 0")
+
+
+def feature_sets(key, v, settings):
+    n = settings.get("model.n_features", 1)
+    if not (isinstance(v, list) and all(isinstance(m, list) and len(m) >= 2 and all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n for i in m) for m in v)):
+        raise ConfigError(f"{key} = {v!r} must be a list of sets, each a list of at least two "
+                          f"feature indices in 0..{n - 1}, e.g. [[0, 1], [2, 3]]")
+
+
+def per_feature(key, v, settings):
+    feature_vector(key, v, settings.get("model.n_features", 1))
+
+
+SCHEDULES = ("constant", "cosine")
+EVALS = ("sample", "strata")
+
+TABLE = (
+    # [model]
+    Setting("model.kind", "relu", one_of(models.MODELS), "shape", "kind", salt="always",
+            doc="which network (toysuper/models.py)"),
+    Setting("model.n_features", 20, positive_int, "shape", "n", salt="always", doc="n"),
+    Setting("model.n_hidden", 5, positive_int, "shape", "m", salt="always", doc="m"),
+    # [data]
+    Setting("data.law", "uniform", one_of(data.LAWS), "shape", "law", salt="always",
+            doc="magnitude law of an active feature (toysuper/data.py)"),
+    Setting("data.density", 1.0, per_feature, "model", salt="always",
+            doc="p_i = 1-S: a number, or a list of n"),
+    Setting("data.importance", 1.0, per_feature, "model", salt="always",
+            doc="I_i: a number, a list of n, {decay = r} or {ratio = k}"),
+    # lists of sets of feature indices, e.g. [[0, 1], [2, 3]]
+    Setting("data.correlated", [], feature_sets, "model", salt="when_set",
+            doc="sets of features active together"),
+    Setting("data.anticorrelated", [], feature_sets, "model", salt="when_set",
+            doc="sets of features of which at most one is active"),
+    # [train]: defaults follow the reference notebook (docs/data_and_models.md)
+    Setting("train.steps", 10_000, positive_int, "shape", "steps"),
+    Setting("train.batch", 1024, positive_int, "shape", "batch"),
+    Setting("train.lr", 1e-3, positive_number("a positive number"), "model", "lr"),
+    Setting("train.weight_decay", 0.01, nonneg_number, "model", "wd"),
+    Setting("train.schedule", "constant", one_of(SCHEDULES), "shape", "schedule"),
+    Setting("train.warmup", 0, nonneg_int, "shape", "warmup"),
+    Setting("train.log_every", 100, positive_int, "shape", "log_every"),
+    Setting("train.eval_batch", 65_536, positive_int, "shape", "eval_batch"),
+    # "sample": final loss on eval_batch fresh points. "strata": every pattern of active
+    # features weighted by its exact probability, magnitudes sampled (small n only).
+    Setting("train.eval", "sample", one_of(EVALS), "shape", "eval"),
+    # copies of the weights kept at this many about log-spaced steps (learning dynamics)
+    Setting("train.snapshots", 0, nonneg_int, "shape", "snapshots"),
+    # "fast": one hashed draw per entry; "reference": the notebook's two threefry draws.
+    # Same law, different random numbers (toysuper/data.py).
+    Setting("train.sampler", "fast", one_of(data.SAMPLERS), "shape", "sampler", legacy="reference"),
+    Setting("train.seed", 0, nonneg_int, "model"),
+    # [run]: models per compiled chunk (rounded up to whole groups of models on every device; a
+    # chunk is saved as soon as it finishes) and the memory one chunk may use per device (CPU
+    # devices share the host's); the smaller bound wins. Results do not depend on either.
+    Setting("run.chunk_size", 4096, positive_int, "host"),
+    Setting("run.memory_gb", 4.0, positive_number("a positive number of gigabytes"), "host"),
+)
+BY_KEY = {s.key: s for s in TABLE}
+SECTIONS = tuple(dict.fromkeys(s.key.split(".")[0] for s in TABLE))
+# `data.importance[i]` / `data.density[i]` set one feature's value after the vector is built.
+FEATURE_KEY = re.compile(r"^data\.(importance|density)\[(-?\d+)\]$")
+SHAPE_FIELDS = {s.field: s.key for s in TABLE if s.role == "shape"}   # Shape attribute -> key
+HYPER_SCALARS = {s.field: s.key for s in TABLE if s.role == "model" and s.field}  # Hyper ones
+
+
+def defaults() -> dict:
+    """{section: {name: default}}, a fresh copy."""
+    out = {section: {} for section in SECTIONS}
+    for s in TABLE:
+        section, name = s.key.split(".", 1)
+        out[section][name] = _copy(s.default)
+    return out
+
+
+def _copy(v):
+    return [_copy(x) for x in v] if isinstance(v, list) else v
+
+
+def known(key: str) -> bool:
+    return key in BY_KEY or bool(FEATURE_KEY.match(key))
+
+
+def check_key(key: str) -> str:
+    if known(key):
+        return key
+    section = key.split(".")[0]
+    if section in SECTIONS:
+        allowed = ", ".join(s.key for s in TABLE if s.key.startswith(section + "."))
+        if section == "data":
+            allowed += ", data.importance[i], data.density[i]"
+    else:
+        allowed = ", ".join(BY_KEY)
+    raise ConfigError(f"unknown key '{key}'; known keys: {allowed}")
+
+
+def check_value(key: str, v, settings: dict) -> None:
+    """Validate one setting's value; `settings` supplies n_features for vector checks."""
+    if key in BY_KEY:
+        BY_KEY[key].check(key, v, settings)
+    elif m := FEATURE_KEY.match(key):
+        n = settings.get("model.n_features", 1)
+        i = int(m.group(2))
+        if not -n <= i < n:
+            raise ConfigError(f"{key}: feature index {i} is out of range for n_features = {n}")
+        _check_scalar(key, m.group(1), v)
+
+
+def salted(key: str, value) -> bool:
+    """Whether a model's setting enters its key salt (see Setting.salt)."""
+    if FEATURE_KEY.match(key):
+        return True
+    s = BY_KEY.get(key)
+    return s is not None and (s.salt == "always" or (s.salt == "when_set" and value != s.default))
+
+
+def column(key: str) -> str:
+    """Table column of a setting: its name without the section ('data.density' -> 'density')."""
+    return key.split(".", 1)[1]
+
+
+def _check_scalar(key, kind, v):
+    if kind == "density":
+        if not _is_number(v) or not 0 < v <= 1:
+            raise ConfigError(f"{key} = {v!r}: a density must lie in (0, 1]")
+    elif not _is_number(v) or v < 0 or not math.isfinite(v):
+        raise ConfigError(f"{key} = {v!r}: an importance must be a finite number >= 0")
+
+
+def feature_vector(key: str, spec, n: int) -> np.ndarray:
+    """Build the n-vector of data.density or data.importance from its spec.
+
+    A number (every feature), a list of n numbers, or for importance {decay = r} (I_i = r^i)
+    or {ratio = k} (I = k^-linspace(0, 1, n)).
+    """
+    kind = key.split(".")[1]
+    if _is_number(spec):
+        vec = np.full(n, float(spec))
+    elif isinstance(spec, list):
+        if len(spec) != n:
+            raise ConfigError(f"{key} has {len(spec)} values but model.n_features = {n}")
+        vec = np.array(spec, dtype=float) if all(_is_number(v) for v in spec) else None
+        if vec is None:
+            raise ConfigError(f"{key} = {spec!r} must hold numbers only")
+    elif kind == "importance" and isinstance(spec, dict) and len(spec) == 1 and (
+            "decay" in spec or "ratio" in spec):
+        (form, r), = spec.items()
+        if not _is_number(r) or r <= 0:
+            raise ConfigError(f"{key}: {form} = {r!r} must be a positive number")
+        vec = r ** np.arange(n, dtype=float) if form == "decay" else float(r) ** -np.linspace(0, 1, n)
+    else:
+        forms = "a number, a list of n_features numbers"
+        if kind == "importance":
+            forms += ", {decay = r} or {ratio = k}"
+        raise ConfigError(f"{key} = {spec!r} must be {forms}")
+    for v in vec:
+        _check_scalar(key, kind, float(v))
+    return vec
+
+
+def feature_vectors(settings: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(importance, density) n-vectors of one model, feature overrides applied."""
+    n = settings["model.n_features"]
+    vecs = {k: feature_vector(f"data.{k}", settings[f"data.{k}"], n) for k in ("importance", "density")}
+    for key, value in settings.items():
+        if m := FEATURE_KEY.match(key):
+            vecs[m.group(1)][int(m.group(2))] = float(value)
+    return vecs["importance"], vecs["density"]

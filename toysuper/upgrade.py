@@ -1,0 +1,56 @@
+"""Reading results written by older versions of toysuper: one upgrade step per schema number.
+
+A results directory records the schema it was written with (`schema` in config.toml; absent
+means 1). Loading applies every step from that schema to SCHEMA in memory, so the rest of the
+package only ever sees current results; `toysuper upgrade DIR` writes the upgraded files back.
+
+  1 -> 2  settings added since (train.sampler, ...) take the value those results were made with
+          (settings.Setting.old), in the config and as models-table columns; structure labels
+          leave features.parquet for the derived table `structures` (recomputed from weights).
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib import metadata
+
+from toysuper import settings
+from toysuper.errors import ConfigError
+
+SCHEMA = 2
+try:
+    VERSION = metadata.version("toysuper")  # recorded beside the schema, for people
+except metadata.PackageNotFoundError:  # a source tree that was not installed
+    VERSION = "unknown"
+
+
+def schema_of(cfg: dict) -> int:
+    return int(cfg.get("schema", 1))
+
+
+def _to_2(cfg: dict, tables: dict) -> None:
+    for s in settings.TABLE:
+        section, name = s.key.split(".", 1)
+        cfg.setdefault(section, {}).setdefault(name, settings._copy(s.old))
+        models = tables.get("models")
+        if models is not None and s.role != "host" and name not in models:
+            value = s.old if not isinstance(s.old, list) else str(s.old)
+            tables["models"] = models.assign(**{name: [value] * len(models)})
+    if "features" in tables and "structure" in tables["features"]:
+        tables["features"] = tables["features"].drop(columns="structure")
+
+
+STEPS = {1: _to_2}  # schema k -> the step that makes it k + 1
+
+
+def upgrade(cfg: dict, tables: dict | None = None, where="results") -> tuple[dict, dict]:
+    """(config, tables) brought to SCHEMA; tables may be {} when only the config is read."""
+    cfg, tables = copy.deepcopy(cfg), dict(tables or {})
+    found = schema_of(cfg)
+    if found > SCHEMA:
+        raise ConfigError(f"'{where}' was written by a newer toysuper (results schema {found}; "
+                          f"this version reads up to {SCHEMA}); upgrade toysuper to read it")
+    for k in range(found, SCHEMA):
+        STEPS[k](cfg, tables)
+    cfg["schema"] = SCHEMA
+    return cfg, tables
