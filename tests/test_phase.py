@@ -52,6 +52,10 @@ def test_table_keeps_the_lowest_loss_seed_and_compares_with_theory(tmp_path):
     assert dense["theory_phase"] == "not represented" and not dense["agree"]
     assert dense["theory_solution"] == "extra dropped"
     assert phase.agreement(t) == 0.5
+    # the paper's rule: the worst seed dropped, the rest averaged
+    assert sparse["paper_norm"] == 1.0 and sparse["paper_superposition"] == 0.5
+    assert sparse["paper_phase"] == "superposition" and dense["paper_phase"] == "dedicated"
+    assert phase.agreement(t, "paper") == 0.5
     assert "density" not in t and "importance[-1]" not in t  # they only repeat p and r
 
 

@@ -67,7 +67,10 @@ def _run(args) -> int:
     except TrainingError as e:
         print(f"toysuper: training failed: {e}", file=sys.stderr)
         return 1
+    from toysuper import optima, tables
+
     print(f"{len(res.models)} models -> {res.path}")
+    print(optima.summary(tables.get(res, "optima"), tables.get(res, "neighbours")))
     for png in sorted((res.path / "figures").glob("*.png")):
         print(f"  {png}")
     return 0

@@ -29,6 +29,9 @@ LAWS = {
     "signed": lambda v: 2 * v - 1,   # U[-1, 1], the computation (abs) task
 }
 SAMPLERS = ("fast", "reference")
+# data.law -> (E[v], E[|v|], E[v^2]) of an active feature's magnitude v: baselines and
+# initialisations built from a feature's mean and variance read them here.
+MOMENTS = {"uniform": (1 / 2, 1 / 2, 1 / 3), "signed": (0.0, 1 / 2, 1 / 3)}
 
 _M1, _M2 = np.uint32(0x7FEB352D), np.uint32(0x846CA68B)
 

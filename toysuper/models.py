@@ -9,6 +9,8 @@ of B examples. Sweeps of models are added in train.py. Every model has
 an embedding (m x n, its columns the features' directions in the hidden space, the matrix the
 feature metrics read; its rows the hidden neurons' input weights) and an output bias `b` (n).
 A model's `target` is what its output should reproduce: x itself, or |x| for the computation task.
+With `preacts=True` a network also returns its pre-activations ({"hidden", "output"}), from which
+dead units (a ReLU whose input is never positive) are found (toysuper/optima.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Callable, NamedTuple
 
 import flax.linen as nn
 import jax.numpy as jnp
+
+from toysuper import data
 
 
 def _identity(z):
@@ -47,11 +51,13 @@ class TiedModel(nn.Module):
     hidden: Callable = _identity
 
     @nn.compact
-    def __call__(self, x, columns=False):
+    def __call__(self, x, columns=False, preacts=False):
         W = self.param("W", nn.initializers.xavier_normal(), (self.m, self.n))
         b = self.param("b", nn.initializers.zeros, (self.n,))
-        h = self.hidden(_times(W, x, columns))
-        return self.out(_times(W.T, h, columns) + _bias(b, x, columns))
+        pre_h = _times(W, x, columns)
+        pre_out = _times(W.T, self.hidden(pre_h), columns) + _bias(b, x, columns)
+        out = self.out(pre_out)
+        return (out, {"hidden": pre_h, "output": pre_out}) if preacts else out
 
 
 class UntiedModel(nn.Module):
@@ -61,12 +67,14 @@ class UntiedModel(nn.Module):
     m: int
 
     @nn.compact
-    def __call__(self, x, columns=False):
+    def __call__(self, x, columns=False, preacts=False):
         W1 = self.param("W1", nn.initializers.xavier_normal(), (self.m, self.n))
         W2 = self.param("W2", nn.initializers.xavier_normal(), (self.n, self.m))
         b = self.param("b", nn.initializers.zeros, (self.n,))
-        h = nn.relu(_times(W1, x, columns))
-        return nn.relu(_times(W2, h, columns) + _bias(b, x, columns))
+        pre_h = _times(W1, x, columns)
+        pre_out = _times(W2, nn.relu(pre_h), columns) + _bias(b, x, columns)
+        out = nn.relu(pre_out)
+        return (out, {"hidden": pre_h, "output": pre_out}) if preacts else out
 
 
 class Spec(NamedTuple):
@@ -75,10 +83,11 @@ class Spec(NamedTuple):
     doc: str = ""
     embed: str = "W"         # the parameter holding the m x n embedding
     neurons: bool = False    # a ReLU on the hidden layer: its neurons are a privileged basis
+    relu_out: bool = True    # a ReLU on the output: an output whose input is never positive is dead
 
 
 MODELS = {
-    "linear": Spec(lambda n, m: TiedModel(n, m), doc="x' = W^T W x + b"),
+    "linear": Spec(lambda n, m: TiedModel(n, m), doc="x' = W^T W x + b", relu_out=False),
     "relu": Spec(lambda n, m: TiedModel(n, m, nn.relu), doc="x' = ReLU(W^T W x + b)"),
     "privileged": Spec(lambda n, m: TiedModel(n, m, nn.relu, nn.relu), neurons=True,
                        doc="h = ReLU(W x), x' = ReLU(W^T h + b)"),
@@ -89,6 +98,12 @@ MODELS = {
 
 # kinds with a ReLU on the hidden layer, whose neurons are a privileged basis
 NEURON_KINDS = tuple(k for k, spec in MODELS.items() if spec.neurons)
+
+
+def target_moments(kind: str, law: str, p):
+    """(E[target_i], E[target_i^2]) at densities p (NumPy or JAX arrays) under data.law `law`."""
+    mean, mean_abs, square = data.MOMENTS[law]
+    return (mean_abs if MODELS[kind].target is jnp.abs else mean) * p, square * p
 
 
 def embedding(kind: str, params: dict):

@@ -153,10 +153,6 @@ def motifs(res) -> pd.DataFrame:
 
 # --- which features a model computes -------------------------------------------------------
 
-# E[u^2] of an active magnitude: 1/3 for U[0, 1] and for U[-1, 1] alike.
-MEAN_SQUARE = {"uniform": 1 / 3, "signed": 1 / 3}
-
-
 @functools.partial(jax.jit, static_argnums=(0, 4, 5, 6))
 def _feature_errors(kind, params, p_N, key, batch, law, sampler="fast"):
     """n x 3: E[(target_i - y_i)^2] given x_i active and positive, active and negative, inactive.
@@ -202,7 +198,7 @@ def computation(res, batch: int = 4096) -> pd.DataFrame:
         e_pos, e_neg, e_off = np.asarray(_feature_errors(
             res.kind(model), params, jnp.asarray(p, jnp.float32), jax.random.PRNGKey(model),
             batch, law, samplers[model]), float).T
-        zero = p * MEAN_SQUARE[law]
+        zero = p * data.MOMENTS[law][2]
         if law == "signed":
             halves = [p / 2 * e + (1 - p) / 2 * e_off for e in (e_pos, e_neg)]
             error, signs = halves[0] + halves[1], sum((h < COMPUTED * zero / 2) for h in halves)

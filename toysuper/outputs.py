@@ -24,9 +24,14 @@ def figure_names(cfg: dict) -> list[str]:
     return _known(cfg, "figures", figures.FIGURES)
 
 
+# made for every run: whether each model beats its trivial baselines and each cell its
+# neighbours' solutions (toysuper/optima.py)
+ALWAYS = ("optima", "neighbours")
+
+
 def table_names(cfg: dict, figure_list=None) -> list[str]:
-    """The experiment's tables and those its figures read, in order, each once."""
-    own = _known(cfg, "tables", tables.DERIVED)
+    """The tables every run makes, the experiment's own and those its figures read, each once."""
+    own = list(ALWAYS) + _known(cfg, "tables", tables.DERIVED)
     used = [t for f in (figure_names(cfg) if figure_list is None else figure_list)
             for t in figures.FIGURES[f].tables]
     return list(dict.fromkeys(own + used))

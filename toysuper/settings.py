@@ -94,6 +94,7 @@ def per_feature(key, v, settings):
 
 SCHEDULES = ("constant", "cosine")
 EVALS = ("sample", "strata")
+BIAS_INITS = ("zero", "mean")
 
 TABLE = (
     # [model]
@@ -131,6 +132,10 @@ TABLE = (
     # Same law, different random numbers (toysuper/data.py).
     Setting("train.sampler", "fast", one_of(data.SAMPLERS), "shape", "sampler", legacy="reference"),
     Setting("train.seed", 0, nonneg_int, "model"),
+    # the output bias at initialisation: "zero" as the reference notebook, or "mean", each
+    # output's optimal constant E[target_i] (p_i/2 for magnitudes U[0, 1]): an output ReLU
+    # started at b = 0 with a negative pre-activation never fires and never learns (optima.py)
+    Setting("train.bias_init", "zero", one_of(BIAS_INITS), "shape", "bias_init"),
     # [run]: models per compiled chunk (rounded up to whole groups of models on every device; a
     # chunk is saved as soon as it finishes) and the memory one chunk may use per device (CPU
     # devices share the host's); the smaller bound wins. Results do not depend on either.

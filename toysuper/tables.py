@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-from toysuper import models, needs, neurons, phase, structures
+from toysuper import models, needs, neurons, optima, phase, structures
 
 
 class Table(NamedTuple):
@@ -21,6 +21,10 @@ class Table(NamedTuple):
 
 
 DERIVED = {
+    "optima": Table(optima.table, doc="per model: loss against the trivial baselines, trapped, dead units"),
+    "neighbours": Table(optima.neighbours, doc="per sweep cell: kept model against its "
+                        "neighbours' solutions scored here, local minimum or not"),
+    "units": Table(optima.units, doc="per (model, layer, unit): largest pre-activation, dead or not"),
     "structures": Table(structures.table, doc="per (model, feature): the structure it belongs to"),
     "phase": Table(phase.table, phase.NEEDS,
                    doc="per sweep cell: the extra feature's empirical and theoretical phase"),

@@ -122,7 +122,11 @@ def _loss(shape: Shape, params, x, imp_N):
 
 def init_one(shape: Shape, hp: Hyper):
     k_init, _ = _streams(hp.key)
-    params = models.MODELS[shape.kind].build(shape.n, shape.m).init(k_init, jnp.zeros(shape.n))
+    spec = models.MODELS[shape.kind]
+    params = spec.build(shape.n, shape.m).init(k_init, jnp.zeros(shape.n))
+    if shape.bias_init == "mean":  # each output starts at its optimal constant E[target_i]
+        mean, _ = models.target_moments(shape.kind, shape.law, hp.p)
+        params = {"params": {**params["params"], "b": mean.astype(params["params"]["b"].dtype)}}
     return params, _optimizer(shape, hp).init(params)
 
 
@@ -143,7 +147,15 @@ def segment_one(shape: Shape, state, hp: Hyper, segment):
 
 
 def evaluate_one(shape: Shape, params, hp: Hyper):
-    """Expected loss, estimated from about `eval_batch` points drawn in blocks of `batch`.
+    """Expected loss, estimated from about `eval_batch` points drawn in blocks of `batch`."""
+    return evaluate_blocks(shape, params, hp).sum()
+
+
+def evaluate_blocks(shape: Shape, params, hp: Hyper):
+    """The expected loss's estimate split by block: [blocks] terms that sum to it.
+
+    In "sample" mode the blocks are independent batches, so the spread of the terms (or of
+    two models' terms on the same blocks) gives the estimate's standard error.
 
     "sample": the mean loss over fresh samples. "strata": the expectation split over the 2^n
     patterns of active features, each weighted by its exact probability, with magnitudes drawn
@@ -156,20 +168,20 @@ def evaluate_one(shape: Shape, params, hp: Hyper):
         patterns = (jnp.arange(2 ** shape.n)[:, None] >> jnp.arange(shape.n)[None, :]) & 1
         prob = jnp.prod(jnp.where(patterns == 1, hp.p[None, :], 1 - hp.p[None, :]), axis=1)
 
-    def block(total, i):
+    def block(_, i):
         key = jax.random.fold_in(hp.eval_key, i)
         if shape.eval == "sample":
             x = draw(shape, key, hp)
-            return total + _loss(shape, params, x, hp.imp) / blocks, None
+            return None, _loss(shape, params, x, hp.imp) / blocks
         on = patterns[i % patterns.shape[0]]  # blocks cycle through the patterns
         size = (shape.n, shape.batch) if shape.columns else (shape.batch, shape.n)
         on = on[:, None] if shape.columns else on[None, :]
         x = data.magnitudes(key, size, shape.law, shape.sampler, shape.columns) * on
         weight = prob[i % patterns.shape[0]] * patterns.shape[0] / blocks
-        return total + weight * _loss(shape, params, x, hp.imp), None
+        return None, weight * _loss(shape, params, x, hp.imp)
 
-    total, _ = jax.lax.scan(block, jnp.zeros(()), jnp.arange(blocks))
-    return total
+    _, terms = jax.lax.scan(block, None, jnp.arange(blocks))
+    return terms
 
 
 def group_size(shape: Shape) -> int:
