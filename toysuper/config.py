@@ -22,7 +22,9 @@ from toysuper import settings
 from toysuper.errors import ConfigError
 from toysuper.settings import feature_vectors
 
-TOP_LEVEL = {"name", "description", "figures", "tables"}
+# traps: why the stored results of this experiment are known to hold trapped models or local
+# minima (tests/test_committed_results.py accepts them only when this says why)
+TOP_LEVEL = {"name", "description", "figures", "tables", "traps"}
 SECTIONS = settings.SECTIONS
 AXIS_FORMS = ("list", "logspace", "linspace", "range")
 # [sweep] cases = [{...}, {...}]: an axis whose values each set several keys together
@@ -49,7 +51,8 @@ def load(path, overrides=()) -> dict:
 def resolve(raw: dict, overrides=()) -> dict:
     """Merge `raw` over the defaults, apply overrides, validate; returns a full nested config."""
     cfg = settings.defaults()
-    cfg.update({"name": "experiment", "description": "", "figures": [], "tables": [], "sweep": {}})
+    cfg.update({"name": "experiment", "description": "", "figures": [], "tables": [], "traps": "",
+                "sweep": {}})
     for key, value in raw.items():
         if key in SECTIONS:
             if not isinstance(value, dict):
@@ -204,7 +207,7 @@ def validate(cfg: dict) -> None:
             except ConfigError as e:
                 raise ConfigError(f"sweep case {i} {case}: {e}") from None
         return
-    for key in ("name", "description"):
+    for key in ("name", "description", "traps"):
         if not isinstance(cfg[key], str):
             raise ConfigError(f"'{key}' must be a string, got {cfg[key]!r}")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", cfg["name"]):
@@ -287,7 +290,7 @@ def _is_number(v) -> bool:
 def to_toml(cfg: dict) -> str:
     """Write a resolved config back as TOML (the subset of TOML our configs use)."""
     lines = []
-    for key in ("name", "description", "figures", "tables", "schema", "version"):
+    for key in ("name", "description", "traps", "figures", "tables", "schema", "version"):
         if key in cfg:
             lines.append(f"{key} = {_toml_value(cfg[key])}")
     for section in SECTIONS:

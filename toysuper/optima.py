@@ -190,14 +190,8 @@ def neighbours(res) -> pd.DataFrame:
     here), gap_se, local_minimum (module docstring, LOCAL). Empty without a numeric sweep axis.
     """
     cfg, sweep = res.config, config.expand(res.config)
-    swept = [k for k in cfg.get("sweep", {}) if k != "train.seed"]
-    cell_of = [tuple(_key(s.get("sweep.case" if k == config.CASES else k)) for k in swept)
-               for s in sweep]
+    swept, cell_of, kept = _cells(res, sweep)
     losses = res.models.set_index("model")["loss"]
-    kept: dict = {}
-    for i, cell in enumerate(cell_of):
-        if cell not in kept or losses[i] < losses[kept[cell]]:
-            kept[cell] = i
     numeric = [j for j, k in enumerate(swept) if k != config.CASES and all(
         isinstance(c[j], (int, float)) and not isinstance(c[j], bool) for c in kept)]
     pairs = []  # (source model, target model): a neighbour's kept weights at this cell
@@ -231,6 +225,24 @@ def neighbours(res) -> pd.DataFrame:
     out = pd.DataFrame(list(rows.values()), columns=["model", *columns, "loss", "neighbour",
                                                      "neighbour_loss", "gap_se", "local_minimum"])
     return out.sort_values("model", ignore_index=True)
+
+
+def _cells(res, sweep):
+    """(swept keys but the seed, each model's cell, {cell: its kept, lowest-loss model})."""
+    swept = [k for k in res.config.get("sweep", {}) if k != "train.seed"]
+    cell_of = [tuple(_key(s.get("sweep.case" if k == config.CASES else k)) for k in swept)
+               for s in sweep]
+    losses = res.models.set_index("model")["loss"]
+    kept: dict = {}
+    for i, cell in enumerate(cell_of):
+        if cell not in kept or losses[i] < losses[kept[cell]]:
+            kept[cell] = i
+    return swept, cell_of, kept
+
+
+def kept_models(res) -> list[int]:
+    """The lowest-loss model of every sweep cell (the cell: every swept setting but the seed)."""
+    return sorted(_cells(res, config.expand(res.config))[2].values())
 
 
 def _key(v):
