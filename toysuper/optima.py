@@ -189,7 +189,7 @@ def neighbours(res) -> pd.DataFrame:
     best neighbouring solution: neighbour (its model id), neighbour_loss (its weights scored
     here), gap_se, local_minimum (module docstring, LOCAL). Empty without a numeric sweep axis.
     """
-    cfg, sweep = res.config, config.expand(res.config)
+    sweep = config.expand(res.config)
     swept, cell_of, kept = _cells(res, sweep)
     losses = res.models.set_index("model")["loss"]
     numeric = [j for j, k in enumerate(swept) if k != config.CASES and all(
