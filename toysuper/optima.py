@@ -252,12 +252,16 @@ def _key(v):
 
 def table(res) -> pd.DataFrame:
     """optima.parquet: per model, its loss beside the baselines', trapped or not, dead units."""
-    return measure(res)[0]
+    verdicts, per_unit = measure(res)
+    res.derived.setdefault("units", per_unit)  # one measurement makes both tables
+    return verdicts
 
 
 def units(res) -> pd.DataFrame:
     """units.parquet: per (model, layer, unit), the largest pre-activation seen and dead or not."""
-    return measure(res)[1]
+    verdicts, per_unit = measure(res)
+    res.derived.setdefault("optima", verdicts)
+    return per_unit
 
 
 def summary(verdicts: pd.DataFrame, cells: pd.DataFrame) -> str:
