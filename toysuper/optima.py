@@ -143,7 +143,7 @@ def _verdict(model, shape, terms) -> dict:
     """One model's losses on its evaluation sample, the best baseline and whether it is trapped."""
     loss, *base = terms.sum(axis=1)
     best = int(np.argmin(base))
-    gap, se = _trails(terms[0] - terms[1 + best], shape)
+    gap, se = _paired_gap(terms[0] - terms[1 + best], shape)
     return {"model": model, "eval_loss": float(loss),
             "constant_loss": float(base[0]), "exact_loss": float(base[1]),
             "baseline": BASELINES[best], "baseline_loss": float(base[best]),
@@ -170,7 +170,7 @@ def _terms(res, shape, sweep, pairs) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _trails(diff, shape) -> tuple[float, float]:
+def _paired_gap(diff, shape) -> tuple[float, float]:
     """(difference of two paired loss estimates, its standard error; nan unless "sample")."""
     gap = float(diff.sum())
     se = float(np.std(diff, ddof=1) * math.sqrt(len(diff))) if (
@@ -216,7 +216,7 @@ def neighbours(res) -> pd.DataFrame:
         targets = sorted({b for _, b in some})
         own = dict(zip(targets, _terms(res, shape, sweep, [(b, b) for b in targets])))
         for (a, b), terms in zip(some, _terms(res, shape, sweep, some)):
-            gap, se = _trails(own[b] - terms, shape)
+            gap, se = _paired_gap(own[b] - terms, shape)
             row = rows[b]
             row["loss"] = float(own[b].sum())
             if math.isnan(row["neighbour_loss"]) or terms.sum() < row["neighbour_loss"]:

@@ -14,6 +14,7 @@ config.validate.
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from typing import Callable, NamedTuple
@@ -155,12 +156,8 @@ def defaults() -> dict:
     out = {section: {} for section in SECTIONS}
     for s in TABLE:
         section, name = s.key.split(".", 1)
-        out[section][name] = _copy(s.default)
+        out[section][name] = copy.deepcopy(s.default)
     return out
-
-
-def _copy(v):
-    return [_copy(x) for x in v] if isinstance(v, list) else v
 
 
 def known(key: str) -> bool:

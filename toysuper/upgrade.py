@@ -31,7 +31,7 @@ def schema_of(cfg: dict) -> int:
 def _to_2(cfg: dict, tables: dict) -> None:
     for s in settings.TABLE:
         section, name = s.key.split(".", 1)
-        cfg.setdefault(section, {}).setdefault(name, settings._copy(s.old))
+        cfg.setdefault(section, {}).setdefault(name, copy.deepcopy(s.old))
         models = tables.get("models")
         if models is not None and s.role != "host" and name not in models:
             value = s.old if not isinstance(s.old, list) else str(s.old)
