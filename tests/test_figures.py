@@ -9,9 +9,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from toysuper import needs, store, tables
+import toysuper
+from toysuper import needs, optima, store, tables
 from toysuper.errors import ConfigError
-from toysuper.figures import FIGURES, Figure, draw, geometry, privileged, style
+from toysuper.figures import FIGURES, Figure, draw, geometry, privileged, render, style
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 OLD_NAMES = {"feature_plane", "superposition_grid", "loss_curves", "phase_diagram",
@@ -159,5 +160,123 @@ def test_loss_curves_line_style_means_kind_in_every_experiment():
         assert styles[0][relu] == styles[1][relu]  # ReLU alone or beside the linear model
         assert styles[0][style.KIND_TITLE["linear"]] != styles[0][relu]
         assert "line style: model kind" in figs[0].axes[0].get_legend().get_title().get_text()
+    finally:
+        plt.close("all")
+
+
+# Flagged models (trapped / local minimum, toysuper/optima.py): marks and the footnote.
+
+def _footnote(fig):
+    """The footnote render() adds: the lowest figure text."""
+    return min(fig.texts, key=lambda t: t.get_position()[1])
+
+
+def _panel_words(fig):
+    """The words of style.mark_panel in panel corners, and in titles turned red."""
+    corner = [t.get_text() for ax in fig.axes for t in ax.texts if t.get_color() == style.FLAG]
+    titles = [ax.get_title().split("\n")[-1] for ax in fig.axes
+              if ax.get_title() and ax.title.get_color() == style.FLAG]
+    return corner + titles
+
+
+def _forced(res, trapped=(), local=()):
+    """`res` with these models' flags set in its derived tables (copies; the rest kept)."""
+    verdicts, cells = tables.get(res, "optima").copy(), tables.get(res, "neighbours").copy()
+    verdicts.loc[verdicts["model"].isin(trapped), "trapped"] = True
+    cells.loc[cells["model"].isin(local), "local_minimum"] = True
+    res.derived["optima"], res.derived["neighbours"] = verdicts, cells
+    return res
+
+
+def test_clean_result_footnote_says_nothing_is_flagged():
+    res = stored("intro")
+    assert not res.derived["optima"]["trapped"].any() and style.flags(res) == {}
+    fig = render(res, "feature_plane")
+    try:
+        note = _footnote(fig)
+        assert note.get_text().startswith(f"checked: all {len(res.models)} models beat their "
+                                          f"trivial baselines")
+        assert "none of" in note.get_text() and note.get_color() == "0.45"
+        assert _panel_words(fig) == []
+    finally:
+        plt.close("all")
+
+
+def test_forced_flags_are_marked_on_panels_and_counted_in_the_footnote():
+    res = stored("intro")
+    kept = optima.kept_models(res)
+    a, b, c = kept[0], kept[1], kept[-1]
+    _forced(res, trapped=[a, c], local=[b, c])
+    assert style.flags(res) == {a: "trapped", b: "local minimum", c: "trapped, local minimum"}
+    figs = {name: render(res, name) for name in ("feature_plane", "loss_curves", "structure_mix")}
+    try:
+        note = _footnote(figs["feature_plane"])
+        assert note.get_color() == style.FLAG
+        text = note.get_text().replace("\n", " ")
+        assert f"2 of {len(res.models)} models trapped" in text
+        assert f"2 of {len(kept)} sweep cells' kept models at a local minimum" in text
+        assert "optima.parquet" in text and "neighbours.parquet" in text
+        assert sorted(_panel_words(figs["feature_plane"])) == ["local minimum", "trapped",
+                                                             "trapped, local minimum"]
+        assert any("red halo" in t for t in _legend_texts(figs["loss_curves"]))
+        red = [t.get_text() for t in figs["structure_mix"].axes[0].get_xticklabels()
+               if t.get_color() == style.FLAG]
+        assert len(red) == 3
+    finally:
+        plt.close("all")
+
+
+def test_stored_local_minima_are_marked():
+    res = stored("nonuniform")
+    cells = res.derived["neighbours"]
+    local = set(cells.loc[cells["local_minimum"], "model"])
+    if not local:
+        pytest.skip("results/nonuniform holds no local minimum now")
+    assert {m for m, f in style.flags(res).items() if "local minimum" in f} == local
+    fig = render(res, "nonuniform_plane")
+    try:
+        assert _panel_words(fig).count("local minimum") == len(local)  # one panel per cell
+        ringed = [c for ax in fig.axes for c in ax.collections
+                  if len(c.get_edgecolor()) and np.allclose(c.get_edgecolor()[0][:3],
+                                                            plt.matplotlib.colors.to_rgb(style.FLAG))]
+        assert sum(len(c.get_offsets()) for c in ringed) == len(local)
+    finally:
+        plt.close("all")
+
+
+def test_footnote_adds_room_below_what_is_drawn():
+    """Neither a constrained layout's supxlabel nor fixed axes end up under the footnote."""
+    free = plt.figure(figsize=(4, 3))
+    free.add_axes([0.15, 0.15, 0.8, 0.75]).set_xlabel("x")  # the label just above the edge
+    laid, _ = plt.subplots(figsize=(4, 3), layout="constrained")
+    laid.supxlabel("a supxlabel")
+    try:
+        for fig in (free, laid):
+            height = fig.get_figheight()
+            style.footnote(fig, "a footnote " * 30, flagged=False)  # wraps to more than one line
+            assert fig.get_figheight() > height
+            fig.draw_without_rendering()
+            renderer = fig.canvas.get_renderer()
+            note = _footnote(fig)
+            box = note.get_window_extent(renderer)
+            others = [t.get_window_extent(renderer) for t in fig.texts if t is not note]
+            others += [ax.get_tightbbox(renderer) for ax in fig.axes]
+            assert all(box.y1 <= o.y0 + 1 for o in others), fig
+            assert box.y0 >= 0
+    finally:
+        plt.close("all")
+
+
+def test_in_memory_results_compute_the_tables_for_the_footnote():
+    cfg = {"name": "tiny", "model": {"kind": "relu", "n_features": 5, "n_hidden": 2},
+           "train": {"steps": 200, "batch": 256, "log_every": 50, "eval_batch": 1024,
+                     "lr": 3e-3},
+           "sweep": {"data.density": [1.0, 0.3]}}
+    res = toysuper.train_sweep(cfg)
+    assert "optima" not in res.derived
+    fig = render(res, "loss_curves")
+    try:
+        assert {"optima", "neighbours"} <= set(res.derived)
+        assert "models" in _footnote(fig).get_text() and "baseline" in _footnote(fig).get_text()
     finally:
         plt.close("all")

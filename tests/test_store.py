@@ -99,6 +99,24 @@ def test_results_of_schema_1_are_upgraded_on_load_and_by_toysuper_upgrade(tiny, 
     assert "structure" not in pd.read_parquet(out / "features.parquet")
 
 
+def test_results_of_schema_2_gain_the_start_settings_and_still_resume(tiny, tmp_path):
+    """Schema 2 predates train.init_from and train.init_noise: such results started at random."""
+    import pandas as pd
+
+    from toysuper import store, sweep, upgrade
+
+    out = tmp_path / "r"
+    toysuper.run(tiny, out=out, progress=False)
+    text = (out / "config.toml").read_text().replace(f"schema = {upgrade.SCHEMA}", "schema = 2")
+    (out / "config.toml").write_text("\n".join(
+        line for line in text.splitlines() if not line.startswith("init_")) + "\n")
+    pd.read_parquet(out / "models.parquet").drop(columns=["init_from", "init_noise"]).to_parquet(
+        out / "models.parquet")
+    res = store.load(out)
+    assert res.config["train"]["init_from"] == "random" and (res.models["init_from"] == "random").all()
+    assert store.differences(out, sweep.resolve(tiny)) == []
+
+
 def test_results_from_a_newer_schema_are_refused_in_one_line(tiny, tmp_path):
     from toysuper import store, upgrade
 

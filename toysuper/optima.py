@@ -158,15 +158,20 @@ def _evaluate(shape):
 
 def _terms(res, shape, sweep, pairs) -> np.ndarray:
     """Evaluation terms [len(pairs), blocks] of model a's weights at model b's settings and
-    evaluation sample, for each (a, b) in `pairs` (all of one Shape), in cache-sized groups."""
+    evaluation sample, for each (a, b) in `pairs` (all of one Shape)."""
+    return cross_terms(shape, [res.params(a) for a, _ in pairs], [sweep[b] for _, b in pairs])
+
+
+def cross_terms(shape, weights: list[dict], rows: list[dict]) -> np.ndarray:
+    """Evaluation terms [len(rows), blocks] of weights[j] (one model's parameters) scored at the
+    settings rows[j] on that model's evaluation sample; all of one Shape, in cache-sized groups."""
     G, out = train.group_size(shape), []
-    for lo in range(0, len(pairs), G):
-        part = pairs[lo:lo + G]
-        part = part + [part[-1]] * (G - len(part))
-        hp = train.inputs([sweep[b] for _, b in part], G)
-        names = list(res.params(part[0][0]))
-        params = {"params": {k: np.stack([res.params(a)[k] for a, _ in part]) for k in names}}
-        out.append(np.asarray(_evaluate(shape)(params, hp), np.float64)[:len(pairs) - lo])
+    for lo in range(0, len(rows), G):
+        idx = list(range(lo, min(lo + G, len(rows))))
+        idx += [idx[-1]] * (G - len(idx))
+        hp = train.inputs([rows[j] for j in idx], G)
+        params = {"params": {k: np.stack([weights[j][k] for j in idx]) for k in weights[idx[0]]}}
+        out.append(np.asarray(_evaluate(shape)(params, hp), np.float64)[:len(rows) - lo])
     return np.concatenate(out)
 
 
@@ -228,8 +233,8 @@ def neighbours(res) -> pd.DataFrame:
 
 
 def _cells(res, sweep):
-    """(swept keys but the seed, each model's cell, {cell: its kept, lowest-loss model})."""
-    swept = [k for k in res.config.get("sweep", {}) if k != "train.seed"]
+    """(swept keys but restarts, each model's cell, {cell: its kept, lowest-loss model})."""
+    swept = [k for k in res.config.get("sweep", {}) if k not in settings.RESTARTS]
     cell_of = [tuple(_key(s.get("sweep.case" if k == config.CASES else k)) for k in swept)
                for s in sweep]
     losses = res.models.set_index("model")["loss"]
@@ -241,7 +246,7 @@ def _cells(res, sweep):
 
 
 def kept_models(res) -> list[int]:
-    """The lowest-loss model of every sweep cell (the cell: every swept setting but the seed)."""
+    """The lowest-loss model of every sweep cell (every swept setting but settings.RESTARTS)."""
     return sorted(_cells(res, config.expand(res.config))[2].values())
 
 

@@ -51,8 +51,8 @@ def classify(norm, superposition) -> np.ndarray:
 
 
 def cell_columns(cfg: dict) -> list[str]:
-    """Table columns that identify a cell: every swept setting except the seed."""
-    return [settings.column(k) for k in cfg.get("sweep", {}) if k != "train.seed"]
+    """Table columns that identify a cell: every swept setting but settings.RESTARTS."""
+    return [settings.column(k) for k in cfg.get("sweep", {}) if k not in settings.RESTARTS]
 
 
 def models_with_extra(res) -> pd.DataFrame:

@@ -120,7 +120,7 @@ def _probe(settings, chunk: Chunk, shape) -> tuple[float, float]:
     hp = train.place(train.inputs([settings[i] for i in chunk.ids[:q]], q))
     prog = train.programs(shape)
     t0 = time.perf_counter()
-    state, loss = prog.segment(prog.init(hp), hp, 0)
+    state, loss = prog.segment(train.initial(shape, hp), hp, 0)
     jax.block_until_ready(loss)
     first = time.perf_counter() - t0
     t0 = time.perf_counter()

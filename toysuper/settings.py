@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+from pathlib import Path
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -96,6 +97,16 @@ def per_feature(key, v, settings):
 SCHEDULES = ("constant", "cosine")
 EVALS = ("sample", "strata")
 BIAS_INITS = ("zero", "mean")
+INIT_SOURCES = ("random", "construction")
+
+
+def init_source(key, v, settings=None):
+    """"random", "construction" or a results directory (toysuper/starts.py)."""
+    if not isinstance(v, str) or not v:
+        raise ConfigError(f"{key} = {v!r} must be 'random', 'construction' or a results directory")
+    if v not in INIT_SOURCES and not (Path(v) / "config.toml").is_file():
+        raise ConfigError(f"{key} = {v!r} is neither 'random', 'construction' nor a results "
+                          f"directory (no {Path(v) / 'config.toml'})")
 
 TABLE = (
     # [model]
@@ -137,6 +148,13 @@ TABLE = (
     # output's optimal constant E[target_i] (p_i/2 for magnitudes U[0, 1]): an output ReLU
     # started at b = 0 with a negative pre-activation never fires and never learns (optima.py)
     Setting("train.bias_init", "zero", one_of(BIAS_INITS), "shape", "bias_init"),
+    # where training starts (toysuper/starts.py): "random" (Flax's initialisers), "construction"
+    # (the top-k exact solution of toysuper/optima.py) or a results directory (its solution for
+    # the same task, else the one of its kept solutions that scores lowest on this task)
+    Setting("train.init_from", "random", init_source, "model", salt=None),
+    # a warm start's weights (not its output bias) get Gaussian noise of this standard deviation,
+    # drawn from the model's own key: seeds of one warm start then differ
+    Setting("train.init_noise", 0.01, nonneg_number, "model", "noise"),
     # [run]: models per compiled chunk (rounded up to whole groups of models on every device; a
     # chunk is saved as soon as it finishes) and the memory one chunk may use per device (CPU
     # devices share the host's); the smaller bound wins. Results do not depend on either.
@@ -144,6 +162,9 @@ TABLE = (
     Setting("run.memory_gb", 4.0, positive_number("a positive number of gigabytes"), "host"),
 )
 BY_KEY = {s.key: s for s in TABLE}
+# Settings that choose among training runs of one task rather than define a task: a sweep cell
+# is every swept setting but these, and keeps its lowest-loss run (optima.kept_models).
+RESTARTS = ("train.seed", "train.init_from", "train.init_noise")
 SECTIONS = tuple(dict.fromkeys(s.key.split(".")[0] for s in TABLE))
 # `data.importance[i]` / `data.density[i]` set one feature's value after the vector is built.
 FEATURE_KEY = re.compile(r"^data\.(importance|density)\[(-?\d+)\]$")

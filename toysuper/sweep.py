@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from toysuper import assemble, config, experiments, hosts, outputs, plan, store, train
+from toysuper import assemble, config, experiments, hosts, outputs, plan, starts, store, train
 from toysuper.errors import ConfigError, TrainingError
 from toysuper.results import Results
 
@@ -33,6 +33,7 @@ def _prepared(experiment, overrides):
     cfg = resolve(experiment, overrides)
     sweep = config.expand(cfg)
     outputs.check(cfg, sweep)
+    starts.check(sweep)
     return cfg, sweep, plan.chunks(sweep, cfg["run"]["chunk_size"], cfg["run"]["memory_gb"])
 
 
@@ -42,7 +43,8 @@ def train_chunks(sweep, chunks, done, progress=True, on_chunk=lambda chunk, arra
     bar = _progress(len(sweep), todo, enabled=progress)
     for c in todo:
         t = train.train(c.shape, train.inputs([sweep[i] for i in c.ids], c.width),
-                        lambda steps=c.shape.log_every: bar.update(steps))
+                        lambda steps=c.shape.log_every: bar.update(steps),
+                        starts.chunk(sweep, c.ids, c.width, c.shape))
         k = len(c.ids)  # drop the padding
         params = {name: v[:k] for name, v in t.params["params"].items()}
         snaps = {name: v[:k] for name, v in t.snapshots["params"].items()} if t.snapshots else {}
@@ -75,6 +77,10 @@ def run(experiment, overrides=(), out=None, force=False, progress=True) -> Resul
     """
     cfg, sweep, chunks = _prepared(experiment, overrides)
     out = Path(out) if out is not None else Path("results") / cfg["name"]
+    for source in {s["train.init_from"] for s in sweep} - {"random", "construction"}:
+        if Path(source).resolve() == out.resolve():
+            raise ConfigError(f"train.init_from = {source!r} is this run's own results directory; "
+                              f"start from a copy, or write to another one with --out")
     t0 = time.time()
     done = hosts.finished_chunks(out, cfg, force, chunks)
     trained = sum(v is None for v in done.values())

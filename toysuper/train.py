@@ -120,13 +120,25 @@ def _loss(shape: Shape, params, x, imp_N):
     return jnp.mean(jnp.sum(imp * (spec.target(x) - out) ** 2, axis=0 if shape.columns else 1))
 
 
-def init_one(shape: Shape, hp: Hyper):
+def init_one(shape: Shape, hp: Hyper, start, warm):
+    """One model's parameters and optimizer state at step 0.
+
+    `warm` false: Flax's random initialisers from the model's key (and train.bias_init).
+    `warm` true: the given `start` (toysuper/starts.py), its weights plus noise of standard
+    deviation hp.noise from the same key.
+    """
     k_init, _ = _streams(hp.key)
     spec = models.MODELS[shape.kind]
     params = spec.build(shape.n, shape.m).init(k_init, jnp.zeros(shape.n))
     if shape.bias_init == "mean":  # each output starts at its optimal constant E[target_i]
         mean, _ = models.target_moments(shape.kind, shape.law, hp.p)
         params = {"params": {**params["params"], "b": mean.astype(params["params"]["b"].dtype)}}
+    names = sorted(start["params"])
+    noise = dict(zip(names, jax.random.split(jax.random.fold_in(k_init, 1), len(names))))
+    start = {"params": {name: v if name == "b" else
+                        v + hp.noise * jax.random.normal(noise[name], v.shape, v.dtype)
+                        for name, v in start["params"].items()}}
+    params = jax.tree.map(lambda r, s: jnp.where(warm, s, r), params, start)
     return params, _optimizer(shape, hp).init(params)
 
 
@@ -225,9 +237,7 @@ def width_quantum(shape: Shape) -> int:
 
 def n_params(shape: Shape) -> int:
     """Parameters of one model of this shape (read off Flax's init, nothing computed)."""
-    net = models.MODELS[shape.kind].build(shape.n, shape.m)
-    tree = jax.eval_shape(net.init, jax.random.PRNGKey(0), jax.ShapeDtypeStruct((shape.n,), jnp.float32))
-    return sum(math.prod(a.shape) for a in jax.tree.leaves(tree))
+    return sum(math.prod(a.shape[1:]) for a in jax.tree.leaves(blank(shape, 0)))
 
 
 def memory(shape: Shape) -> tuple[int, int]:
@@ -292,9 +302,9 @@ def programs(shape: Shape) -> Programs:
         return counted(name, jax.shard_map(local, mesh=devices, in_specs=specs, out_specs=split,
                                            check_vma=False))
 
-    n_args = {"init": 1, "segment": 3, "evaluate": 2}
+    n_args = {"init": 3, "segment": 3, "evaluate": 2}
     return Programs(
-        init=jax.jit(over_models("init", init_one, mapped=1)),                  # (hp)
+        init=jax.jit(over_models("init", init_one, mapped=3)),            # (hp, start, warm)
         segment=jax.jit(over_models("segment", segment_one, mapped=2),          # (state, hp, seg)
                         donate_argnums=0),
         evaluate=jax.jit(over_models("evaluate", evaluate_one, mapped=2)),      # (params, hp)
@@ -335,10 +345,26 @@ class Trained(NamedTuple):
     snapshots: dict       # parameter name -> [M, shape.snapshots, ...] at snapshot_steps
 
 
-def train(shape: Shape, hp: Hyper, on_segment=lambda: None) -> Trained:
+def blank(shape: Shape, width: int) -> dict:
+    """Zero parameters for `width` models of this shape (the start of models that start at random)."""
+    net = models.MODELS[shape.kind].build(shape.n, shape.m)
+    tree = jax.eval_shape(net.init, jax.random.PRNGKey(0), jax.ShapeDtypeStruct((shape.n,), jnp.float32))
+    return jax.tree.map(lambda a: np.zeros((width, *a.shape), a.dtype), tree)
+
+
+def initial(shape: Shape, hp: Hyper, start=None):
+    """A chunk's (parameters, optimizer state) at step 0, from placed inputs; `start` as in train."""
+    width = len(hp.lr)
+    params, warm = start if start is not None else (blank(shape, width), np.zeros(width, bool))
+    return programs(shape).init(hp, *place((params, np.asarray(warm, bool))))
+
+
+def train(shape: Shape, hp: Hyper, on_segment=lambda: None, start=None) -> Trained:
     """Train the stacked models of one Shape.
 
-    `on_segment` is called after each finished segment, for progress reporting.
+    `on_segment` is called after each finished segment, for progress reporting. `start`:
+    (stacked parameters, bool[width]) for models that start from given weights
+    (toysuper/starts.py); None when every model starts at random.
     """
     width, q = len(hp.lr), width_quantum(shape)
     if width % q:
@@ -346,7 +372,7 @@ def train(shape: Shape, hp: Hyper, on_segment=lambda: None) -> Trained:
                          f"{q} (groups of {group_size(shape)} on {len(jax.devices())} device(s))")
     prog = programs(shape)
     hp = place(hp)
-    state = prog.init(hp)
+    state = initial(shape, hp, start)
     history, pending, snaps = [], None, []
     at = set(snapshot_steps(shape.steps, shape.log_every, shape.snapshots) // shape.log_every - 1)
     for seg in range(shape.steps // shape.log_every):

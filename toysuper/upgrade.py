@@ -7,6 +7,7 @@ package only ever sees current results; `toysuper upgrade DIR` writes the upgrad
   1 -> 2  settings added since (train.sampler, ...) take the value those results were made with
           (settings.Setting.old), in the config and as models-table columns; structure labels
           leave features.parquet for the derived table `structures` (recomputed from weights).
+  2 -> 3  the same for settings added since (train.init_from, train.init_noise).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from importlib import metadata
 from toysuper import settings
 from toysuper.errors import ConfigError
 
-SCHEMA = 2
+SCHEMA = 3
 try:
     VERSION = metadata.version("toysuper")  # recorded beside the schema, for people
 except metadata.PackageNotFoundError:  # a source tree that was not installed
@@ -28,7 +29,8 @@ def schema_of(cfg: dict) -> int:
     return int(cfg.get("schema", 1))
 
 
-def _to_2(cfg: dict, tables: dict) -> None:
+def _settings(cfg: dict, tables: dict) -> None:
+    """Every setting the results lack, at the value they were made with."""
     for s in settings.TABLE:
         section, name = s.key.split(".", 1)
         cfg.setdefault(section, {}).setdefault(name, copy.deepcopy(s.old))
@@ -36,11 +38,15 @@ def _to_2(cfg: dict, tables: dict) -> None:
         if models is not None and s.role != "host" and name not in models:
             value = s.old if not isinstance(s.old, list) else str(s.old)
             tables["models"] = models.assign(**{name: [value] * len(models)})
+
+
+def _to_2(cfg: dict, tables: dict) -> None:
+    _settings(cfg, tables)
     if "features" in tables and "structure" in tables["features"]:
         tables["features"] = tables["features"].drop(columns="structure")
 
 
-STEPS = {1: _to_2}  # schema k -> the step that makes it k + 1
+STEPS = {1: _to_2, 2: _settings}  # schema k -> the step that makes it k + 1
 
 
 def upgrade(cfg: dict, tables: dict | None = None, where="results") -> tuple[dict, dict]:

@@ -6,6 +6,10 @@ section); style holds what they share. Where a cell of a sweep holds several see
 shows the lowest-loss model, the paper's practice of keeping the best of several runs, and says
 so; with one seed per cell it does not mention seeds.
 
+Every figure marks in red a model it shows that is trapped (loss above a trivial exact solution)
+or, as a cell's kept model, at a local minimum (toysuper/optima.py; style.flags, mark_panel,
+ring), and draw() adds a footnote counting them over the whole result, in grey when none is.
+
 FIGURES registers each figure by name. An experiment lists the ones it wants in
 `figures = [...]`; `toysuper run` checks every listed figure's `needs` on the sweep's settings
 before training, and `toysuper plot DIR` redraws the figures from the stored results.
@@ -45,7 +49,7 @@ from toysuper.figures import (
     superposition,
     training,
 )
-from toysuper.figures.style import save
+from toysuper.figures.style import footnote, footnote_text, save
 
 
 class Figure(NamedTuple):
@@ -96,8 +100,16 @@ FIGURES = {
 }
 
 
+def render(res, name: str):
+    """Figure `name` of `res` as drawn, with the footnote on trapped and local-minimum models
+    (read from the derived tables "optima" and "neighbours", which every run makes)."""
+    fig = FIGURES[name].draw(res)
+    footnote(fig, *footnote_text(res))
+    return fig
+
+
 def draw(res, names, folder) -> list[Path]:
-    """Draw the named figures of `res` into folder/NAME.png; return their paths.
+    """Draw the named figures of `res` (render) into folder/NAME.png; return their paths.
 
     Each is written to a temporary name and renamed into place, and closed once saved.
     """
@@ -106,4 +118,4 @@ def draw(res, names, folder) -> list[Path]:
         raise ConfigError(f"unknown figure(s) {unknown}; known: {', '.join(FIGURES)}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    return [save(FIGURES[name].draw(res), folder / f"{name}.png") for name in names]
+    return [save(render(res, name), folder / f"{name}.png") for name in names]

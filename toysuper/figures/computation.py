@@ -9,7 +9,16 @@ import pandas as pd
 from matplotlib import colors
 
 from toysuper import neurons, tables
-from toysuper.figures.style import DPI, best_models, one_seed, title
+from toysuper.figures.style import (
+    DPI,
+    FLAG_WORDS,
+    best_models,
+    flags,
+    mark_panel,
+    one_seed,
+    ring,
+    title,
+)
 
 
 def computed_features(res):
@@ -17,6 +26,7 @@ def computed_features(res):
 
     Reads the derived tables "computation" and "neurons" (toysuper/neurons.py). Lines follow
     the lowest-loss seed of each density, with every seed as dots where a density holds several.
+    Trapped or local-minimum models' points are ringed in red.
     """
     comp = tables.get(res, "computation")
     t = tables.get(res, "neurons")
@@ -28,14 +38,20 @@ def computed_features(res):
     best = best_models(df.reset_index(), ["kind", "density"]).sort_values("density")
     n, m = int(df["n_features"].max()), int(df["n_hidden"].max())
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4.0), dpi=DPI, layout="constrained")
+    marks = list(flags(res))
+    drawn = df.reset_index() if not single else best  # the points on the plot, as dots or line
+    bad = drawn[drawn["model"].isin(marks)]
     for col, colour, label in (("computed", "C3", "|x| computed (both signs)"),
                                ("one_sign", "C1", "one sign only (ReLU(x) or ReLU(-x))")):
         if not single:
             ax.scatter(df["density"], df[col], s=9, color=colour, alpha=0.35, zorder=2)
         ax.plot(best["density"], best[col], "o-", color=colour, zorder=3,
                 label=label if single else f"{label}, lowest-loss seed")
+        ring(ax, bad["density"], bad[col])
     if not single:
         ax.scatter([], [], s=9, color="0.5", alpha=0.5, label="every seed")
+    if len(bad):
+        ring(ax, [], [], label=f"red ring: {FLAG_WORDS}")
     # reference counts, named outside the right edge where no data point can sit under them
     for y, text in ((m / 2, "m/2\n(a neuron pair\nper feature)"), (m, "m\n(a neuron\nper feature)"),
                     (n, "n\n(every feature)")):
@@ -48,6 +64,8 @@ def computed_features(res):
     ax.invert_xaxis()
     ax.legend(fontsize=7, loc="upper left")
     ax2.plot(best["density"], best["mono"], "o-", color="C0")
+    shown = best[best["model"].isin(marks)]
+    ring(ax2, shown["density"], shown["mono"])
     ax2.set(xscale="log", xlabel="feature density 1-S", ylim=(-0.03, 1.03),
             ylabel="fraction of neurons monosemantic",
             title="monosemantic neurons" + ("" if single else " (lowest-loss seed)"))
@@ -61,12 +79,15 @@ def asymmetric_motif(res):
     """How often the asymmetric superposition motif appears per density, and its clearest instance.
 
     Reads the derived table "motifs" (toysuper/neurons.py); needs a computation model
-    (model.kind = 'abs'), declared in figures/__init__.py.
+    (model.kind = 'abs'), declared in figures/__init__.py. Trapped or local-minimum models'
+    points are ringed in red; if the example is one, its panels are framed in red.
     """
     found = tables.get(res, "motifs")
     abs_models = res.models[res.models["kind"] == "abs"].set_index("model")
     counts = found.groupby("model").size().reindex(abs_models.index, fill_value=0)
     single = one_seed(abs_models, ["density"])
+    marks = flags(res)
+    bad = abs_models.index.isin(list(marks))
     fig = plt.figure(figsize=(13, 4.2), dpi=DPI, layout="constrained")
     gs = fig.add_gridspec(1, 3, width_ratios=[0.8, 1, 1])
     ax = fig.add_subplot(gs[0])
@@ -75,14 +96,18 @@ def asymmetric_motif(res):
         order = np.argsort(dens.to_numpy())
         ax.plot(dens.to_numpy()[order], counts.to_numpy()[order], "o-", color="C3",
                 label="one model per density", zorder=3)
+        ring(ax, dens[bad], counts[bad])
     else:
         jitter = np.exp(np.random.default_rng(0).uniform(-0.08, 0.08, len(dens)))
         ax.scatter(dens * jitter, counts, s=14, color="0.55", label="one model (seed)", zorder=2)
+        ring(ax, (dens * jitter)[bad], counts[bad])
         mean = counts.groupby(dens).mean()
         ax.plot(mean.index, mean.to_numpy(), "o-", color="C3", label="mean over seeds", zorder=3)
     ax.set(xscale="log", xlabel="feature density 1-S", ylabel="motifs per model",
            title="asymmetric superposition motifs")
     ax.invert_xaxis()
+    if bad.any():
+        ring(ax, [], [], label=f"red ring: {FLAG_WORDS}")
     ax.legend(fontsize=7)
     if found.empty:
         fig.add_subplot(gs[1:]).axis("off")
@@ -107,6 +132,7 @@ def asymmetric_motif(res):
         ax.set_yticks([0, 1], [f"shared neuron {k}", f"cancelling neuron {c}"], fontsize=8)
         ax.set_xticks([0, 1], [f"big feature {i}", f"small feature {j}"], fontsize=8)
         ax.set_title(name, fontsize=9)
+        mark_panel(ax, marks.get(model), where="title")  # the matrix fills the panel
     row = abs_models.loc[model]
     fig.suptitle(
         f"{title(res)}: model {model} (1-S = {row['density']:.3g}, seed "

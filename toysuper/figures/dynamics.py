@@ -7,7 +7,16 @@ import numpy as np
 from matplotlib import ticker
 
 from toysuper import metrics
-from toysuper.figures.style import DPI, best_models, fraction_lines, log_ticks, one_seed, title
+from toysuper.figures.style import (
+    DPI,
+    best_models,
+    flags,
+    fraction_lines,
+    log_ticks,
+    mark_panel,
+    one_seed,
+    title,
+)
 
 
 def _few_log_ticks(axis, count: int = 4):
@@ -23,12 +32,14 @@ def dynamics(res):
 
     Needs train.snapshots > 0 (declared in figures/__init__.py). The lowest-loss seed of each
     density is drawn; grey lines mark the fractions of regular structures, named at the right.
+    A trapped or local-minimum model's loss panel is framed in red, the flag under its title.
     """
     best = best_models(res.models, ["kind", "density"]).sort_values("density", ascending=False)
     cols = len(best)
     fig, axes = plt.subplots(2, cols, figsize=(3.6 * cols + 1.0, 6.0), squeeze=False, dpi=DPI,
                              sharex="col", height_ratios=[1, 1.6], layout="constrained")
     cmap = plt.get_cmap("turbo")
+    marks = flags(res)
     for c, (_, row) in enumerate(best.iterrows()):
         model = int(row["model"])
         steps, Ws = res.snapshot_W(model)
@@ -39,6 +50,7 @@ def dynamics(res):
         top.set(yscale="log", title=f"1-S = {row['density']:.3g}, n={int(row['n_features'])}, "
                                     f"m={int(row['n_hidden'])}")
         top.title.set_fontsize(9)
+        mark_panel(top, marks.get(model), where="title")  # the curve starts in the top-left corner
         log_ticks(top)
         for i in range(D.shape[1]):
             bottom.plot(steps, D[:, i], "-", marker=".", ms=3, lw=0.8, alpha=0.8,

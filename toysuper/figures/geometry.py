@@ -8,15 +8,21 @@ import re
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 from toysuper import metrics, structures, tables
 from toysuper.figures.style import (
     DPI,
+    FLAG,
+    FLAG_WORDS,
     KIND_TITLE,
     best_models,
+    flags,
     fraction_lines,
     kinds,
+    mark_panel,
     one_seed,
+    ring,
     title,
 )
 
@@ -36,10 +42,11 @@ def dims_per_feature(res):
     """D* = m / ||W||_F^2 against 1/(1-S), with plateaus at the fractions 1, 1/2, 2/5, ...
 
     One line per (kind, n, m) through the lowest-loss seed of each density, every seed in grey
-    behind it (where a density holds several).
+    behind it (where a density holds several); trapped or local-minimum models ringed in red.
     """
     fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=DPI, layout="constrained")
     single = one_seed(res.models, ["kind", "n_features", "n_hidden", "density"])
+    marks, drawn = flags(res), []
     for (kind, n, m), g in res.models.groupby(["kind", "n_features", "n_hidden"], sort=False):
         g = g.assign(inv=1 / g["density"].astype(float))
         best = best_models(g, ["density"]).sort_values("inv")
@@ -48,6 +55,7 @@ def dims_per_feature(res):
         ax.plot(best["inv"], best["dims_per_feature"], "o-", ms=3.5, lw=1, zorder=3,
                 label=f"{KIND_TITLE.get(kind, kind)}, n={n}, m={m}"
                       + ("" if single else " (lowest-loss seed)"))
+        drawn.append(best if single else g)
     ax.set(xscale="log", ylim=(0, 1.08), xlabel="1 / (1-S) = 1 / density",
            ylabel="dimensions per feature D* = m / ||W||$_F^2$")
     fraction_lines(ax, gap=0.05)
@@ -55,13 +63,21 @@ def dims_per_feature(res):
         ax.plot([], [], " ", label="one seed per density")
     else:
         ax.scatter([], [], s=8, color="0.6", label="every seed")
+    shown = pd.concat(drawn)
+    shown = shown[shown["model"].isin(list(marks))]
+    if len(shown):
+        ring(ax, shown["inv"], shown["dims_per_feature"], label=f"red ring: {FLAG_WORDS}")
     ax.legend(fontsize=7, loc="upper right")
     fig.suptitle(f"{title(res)}: dimensions per feature across sparsity", fontsize=10)
     return fig
 
 
 def feature_dims(res):
-    """Every feature's dimensionality D_i at every density (the lowest-loss seed of each)."""
+    """Every feature's dimensionality D_i at every density (the lowest-loss seed of each).
+
+    A trapped or local-minimum model's column of features gets a red triangle on the top edge
+    and a faint red line through it (ringing each of its features would bury the points).
+    """
     best = best_models(res.models, ["kind", "density"])
     f = res.features[res.features["model"].isin(best["model"])].merge(
         best[["model", "density"]].rename(columns={"density": "model_density"}), on="model")
@@ -76,6 +92,13 @@ def feature_dims(res):
     ax.set(xscale="log", ylim=(-0.03, 1.08), xlabel="1 / (1-S) = 1 / density",
            ylabel="feature dimensionality D$_i$")
     fraction_lines(ax, gap=0.05)
+    bad = best[best["model"].isin(list(flags(res)))]
+    for i, x_bad in enumerate(1 / bad["density"].astype(float)):
+        ax.axvline(x_bad, color=FLAG, lw=0.8, alpha=0.45, zorder=0,
+                   label=f"red line: model {FLAG_WORDS}" if i == 0 else None)
+    if len(bad):
+        ax.scatter(1 / bad["density"].astype(float), np.ones(len(bad)), marker="v", s=30,
+                   color=FLAG, transform=ax.get_xaxis_transform(), clip_on=False, zorder=6)
     ax.legend(fontsize=7, loc="upper right", markerscale=3)
     which = ("" if one_seed(res.models, ["kind", "density"])
              else "\n(the lowest-loss seed of each density)")
@@ -92,10 +115,12 @@ def structure_mix(res):
     """The share of features in each structure, per density (the lowest-loss seed of each).
 
     Reads the derived table "structures" (toysuper/structures.py): model, feature, structure.
+    A trapped or local-minimum model's density label is red.
     """
     best = best_models(res.models, ["kind", "density"]).sort_values("density", ascending=False)
     labels = tables.get(res, "structures")
     found = kinds(best)
+    marks = flags(res)
     fig, axes = plt.subplots(len(found), 1, figsize=(max(6.0, 0.32 * best["density"].nunique() + 3),
                              3.2 * len(found) + 0.6), squeeze=False, dpi=DPI, layout="constrained")
     for ax, kind in zip(axes[:, 0], found):
@@ -108,7 +133,12 @@ def structure_mix(res):
             ax.bar(x, share[name], bottom=base, width=0.85, color=STRUCTURE_COLOURS[name], label=name)
             base += share[name].to_numpy()
         ax.set_xticks(x, [f"{p:.2g}" for p in rows["density"]], rotation=90, fontsize=7)
-        ax.set(xlabel="feature density 1-S (sparser to the right)", ylabel="share of features",
+        bad = [int(m) in marks for m in rows["model"]]
+        for tick, red in zip(ax.get_xticklabels(), bad):
+            if red:
+                tick.set(color=FLAG, fontweight="bold")
+        note = f" (red: {FLAG_WORDS})" if any(bad) else ""
+        ax.set(xlabel=f"feature density 1-S (sparser to the right){note}", ylabel="share of features",
                ylim=(0, 1), xlim=(-0.6, len(rows) - 0.4), title=KIND_TITLE.get(kind, kind))
         ax.title.set_fontsize(9)
     axes[0, 0].legend(fontsize=7, ncol=1, loc="center left", bbox_to_anchor=(1.01, 0.5))
@@ -131,7 +161,8 @@ def nonuniform_plane(res):
     """The n feature vectors in the hidden plane as one feature's setting is swept.
 
     Panels of the lowest-loss seed at each value, the swept feature in red; below, the loss and
-    that feature's norm against the value.
+    that feature's norm against the value. A trapped or local-minimum model's panel is framed in
+    red, its loss point ringed.
     """
     col, k = _swept_column(res.models)
     best = best_models(res.models, [col]).sort_values(col)
@@ -143,6 +174,7 @@ def nonuniform_plane(res):
     n = int(best["n_features"].iloc[0])
     special = k % n
     setting = col.split("[")[0]
+    marks = flags(res)
     for idx, (_, row) in enumerate(best.iterrows()):
         ax = fig.add_subplot(gs[idx // cols, idx % cols])
         W = res.W(int(row["model"]))
@@ -153,9 +185,13 @@ def nonuniform_plane(res):
             ax.plot(W[0, i], W[1, i], "o", color=colour, ms=4)
         ax.set(xlim=(-1.4, 1.4), ylim=(-1.4, 1.4), aspect="equal", xticks=[], yticks=[])
         ax.set_title(f"{setting} = {row[col]:.3g}\nloss {row['loss']:.3g}", fontsize=8)
+        mark_panel(ax, marks.get(int(row["model"])))
     ax = fig.add_subplot(gs[rows, :])
     ax.plot(best[col], best["loss"], "o-", color="k", ms=3,
             label="loss" if single else "loss (lowest-loss seed)")
+    bad = best[best["model"].isin(list(marks))]
+    if len(bad):
+        ring(ax, bad[col], bad["loss"], label=f"red ring: {FLAG_WORDS}")
     ax.set(xscale="log", xlabel=f"{setting} of feature {special} (red), the others fixed",
            ylabel="loss")
     norm = res.features.set_index(["model", "feature"])["norm"]
@@ -194,12 +230,14 @@ def sets_plane(res):
     """Features in the hidden plane coloured by correlated / anticorrelated set, per case.
 
     Features whose vectors (nearly) coincide share one label ("2,3"); the titles give each
-    correlated set's share of squared norm on its first principal direction (dotted).
+    correlated set's share of squared norm on its first principal direction (dotted). A trapped or
+    local-minimum model's panel is framed in red.
     """
     by = [c for c in ("case", "density") if c in res.models and res.models[c].nunique() > 1] or ["kind"]
     best = best_models(res.models, by).sort_values(by)
     fig, axes = plt.subplots(1, len(best), figsize=(2.9 * len(best) + 0.3, 3.6), squeeze=False,
                              dpi=DPI, layout="constrained")
+    marks = flags(res)
     palette = {"correlated": ["#1f77b4", "#2ca02c", "#17becf"],
                "anticorrelated": ["#d62728", "#ff7f0e", "#e377c2"]}
     for ax, (_, row) in zip(axes[0], best.iterrows()):
@@ -230,6 +268,7 @@ def sets_plane(res):
         ax.set(xlim=(-1.35, 1.35), ylim=(-1.35, 1.35), aspect="equal", xticks=[], yticks=[])
         ax.set_title("\n".join(what or ["independent"]) + f"\n1-S = {row['density']:.3g}, "
                      f"loss {row['loss']:.3g}", fontsize=8)
+        mark_panel(ax, marks.get(int(row["model"])))
     fig.suptitle(f"{title(res)}: features W_i in the hidden plane, coloured by set "
                  f"(grey: independent)", fontsize=10)
     return fig

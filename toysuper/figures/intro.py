@@ -6,14 +6,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import colors
 
-from toysuper.figures.style import DPI, KIND_TITLE, best_models, kinds, title
+from toysuper.figures.style import DPI, KIND_TITLE, best_models, flags, kinds, mark_panel, title
 
 
 def feature_plane(res):
     """The n feature vectors W_i in the hidden plane (m = 2), one panel per density and kind.
 
     Colour is the feature's importance; where a cell holds several seeds the lowest-loss model
-    is drawn.
+    is drawn. A trapped or local-minimum model's panel is framed in red (style.mark_panel).
     """
     best = best_models(res.models, ["kind", "density"]).sort_values(["kind", "density"],
                                                                       ascending=[True, False])
@@ -23,6 +23,7 @@ def feature_plane(res):
     imp_all = res.features["importance"]
     norm = colors.Normalize(imp_all.min(), imp_all.max() if imp_all.max() > imp_all.min() else 1)
     cmap = plt.get_cmap("viridis")
+    marks = flags(res)
     for r, kind in enumerate(found):
         rows = best[best["kind"] == kind]
         for c, (_, row) in enumerate(rows.iterrows()):
@@ -35,6 +36,7 @@ def feature_plane(res):
                 ax.plot(W[0, i], W[1, i], "o", color=cmap(norm(imp[i])), ms=5)
             ax.set(xlim=(-1.35, 1.35), ylim=(-1.35, 1.35), aspect="equal", xticks=[], yticks=[])
             ax.set_title(f"1-S = {row['density']:.3g}\nloss {row['loss']:.2e}", fontsize=9)
+            mark_panel(ax, marks.get(int(row["model"])))
         for c in range(len(rows), cols):
             axes[r, c].axis("off")
         axes[r, 0].set_ylabel(KIND_TITLE.get(kind, kind))

@@ -6,10 +6,10 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib import gridspec
+from matplotlib import gridspec, patheffects
 
 from toysuper import phase, tables, theory
-from toysuper.figures.style import DPI, title
+from toysuper.figures.style import DPI, FLAG, flags, title
 
 # Phase colours: hue from blue (alone in its direction) to red (superposition >= 1), faded
 # toward white as the extra feature's norm falls to 0 (not represented).
@@ -37,7 +37,8 @@ def phase_diagram(res):
     """The extra feature's phase over (relative importance r, density p): theory and trained.
 
     Reads the derived table "phase" (toysuper/phase.py): one row per cell, the lowest-loss seed
-    kept. Cells whose trained phase differs from the theory's are ringed.
+    kept. Cells whose trained phase differs from the theory's are ringed; cells whose kept model
+    is trapped or at a local minimum get a red cross.
     """
     t = tables.get(res, "phase")
     ps, rs = np.sort(t["p"].unique()), np.sort(t["r"].unique())
@@ -50,13 +51,16 @@ def phase_diagram(res):
                                    grid["extra_superposition"].fillna(0).to_numpy()).reshape(*shape, 3)}
     n = int(res.models["n_features"].iloc[0])
     xe, ye = _log_edges(rs), _log_edges(ps)
+    wrong = t[~t["agree"]]
+    flagged = t[t["model"].isin(list(flags(res)))]
     fig = plt.figure(figsize=(10.2, 4.7), dpi=DPI)
+    # the trained panel's title grows a line for each kind of mark drawn on it
+    top = 0.81 - 0.035 * (len(wrong) > 0) * (len(flagged) > 0)
     gs = gridspec.GridSpec(1, 3, figure=fig, width_ratios=[1, 1, 0.32], wspace=0.28,
-                           left=0.07, right=0.97, top=0.81, bottom=0.17)
+                           left=0.07, right=0.97, top=top, bottom=0.17)
     r_line = np.geomspace(xe[0], xe[-1], 400)
     edge = theory.superposition_edge(n, r_line)
     score = phase.agreement(t)
-    wrong = t[~t["agree"]]
     seeds = int(t["seeds"].max())
     trained = f"trained: best of {seeds} seeds" if seeds > 1 else "trained (one seed per cell)"
     for k, (name, head) in enumerate([("theory", "theory (argmin of the candidate losses)"),
@@ -70,6 +74,11 @@ def phase_diagram(res):
         if name == "trained" and len(wrong):  # ringed, and counted in the title: no legend to hide cells
             ax.plot(wrong["r"], wrong["p"], "o", ms=2.2, mfc="none", mec="k", mew=0.6)
             head += f"\n(ringed: {len(wrong)} cells unlike the theory)"
+        if name == "trained" and len(flagged):  # a cross, not a ring: both may mark one cell
+            # outlined in white: the superposition phase is red too
+            ax.plot(flagged["r"], flagged["p"], "x", ms=3.4, mec=FLAG, mew=1.0, path_effects=[
+                patheffects.withStroke(linewidth=2.2, foreground="w")])
+            head += f"\n(red x: {len(flagged)} kept models trapped or at a local minimum)"
         ax.set(xscale="log", yscale="log", xlim=(xe[0], xe[-1]), ylim=(ye[0], ye[-1]),
                xlabel="relative importance r of the extra feature", title=head)
         ax.set_xticks([0.1, 1, 10], ["0.1x", "1x", "10x"])

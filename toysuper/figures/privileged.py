@@ -17,6 +17,8 @@ from toysuper.figures.style import (
     SUP_CMAP,
     SUP_LABEL,
     best_models,
+    flags,
+    mark_panel,
     one_seed,
     title,
 )
@@ -74,7 +76,8 @@ def neuron_weights(res):
     feature, coloured by that feature's superposition; x labels give each neuron's largest
     feature, in black where the neuron is monosemantic and grey where not. The computation
     model's hidden units are rescaled so each one's largest |W1| is 1 (per_neuron_scale); the
-    tied models' W keeps its own scale. The lowest-loss seed of each density is drawn.
+    tied models' W keeps its own scale. The lowest-loss seed of each density is drawn; a trapped
+    or local-minimum one's panel is framed in red, the flag under its title (style.mark_panel).
     """
     t = tables.get(res, "neurons")
     has = res.models[res.models["model"].isin(t["model"])]
@@ -88,6 +91,7 @@ def neuron_weights(res):
     fig, axes = plt.subplots(rows, cols, figsize=size, squeeze=False, dpi=DPI, layout="constrained")
     feats = res.features.set_index(["model", "feature"])
     lims, scaled = [], False
+    marks = flags(res)
     for ax, (_, row) in zip(axes.ravel(), best.iterrows()):
         model = int(row["model"])
         W = res.W(model)
@@ -116,6 +120,7 @@ def neuron_weights(res):
             ax.set_title(label.replace(": ", "\n", 1).replace(", loss", "\nloss"), fontsize=8)
             if ax is axes[0, 0]:
                 ax.set_ylabel(ylabel, fontsize=8)
+        mark_panel(ax, marks.get(model), where="title")  # the bars may fill any corner
         ax.tick_params(labelsize=7)
     fig.supxlabel("neurons, each labelled by its largest feature (0 = most important)", fontsize=8)
     # the tied models' panels share one scale; the rescaled |x| models' each get their own,

@@ -1,14 +1,18 @@
 """What every figure shares: resolution, model-kind order and names, seed handling, colours,
-the reference fractions of regular structures, and saving a figure to a file."""
+the reference fractions of regular structures, the marks of flagged models, the footnote, and
+saving a figure to a file."""
 
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import colors, ticker
+
+from toysuper import tables
 
 DPI = 120
 KIND_ORDER = ("linear", "relu", "privileged", "abs")
@@ -110,6 +114,106 @@ def log_ticks(ax, count: int = 4):
     ax.yaxis.set_major_locator(ticker.FixedLocator(ticks))
     ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+
+
+# Flagged models (toysuper/optima.py): a trapped model (its loss above a trivial exact solution)
+# or a cell's kept model at a local minimum (a neighbouring cell's solution scores lower on its
+# task) is not evidence of the optimum, so every figure that shows one marks it in this red,
+# which no other mark uses, and draw() names the counts in a footnote.
+FLAG = "#e8000b"
+FLAG_WORDS = "trapped or local minimum"  # for legends: "red ring: " + FLAG_WORDS
+
+
+def flags(res) -> dict[int, str]:
+    """{model id: "trapped", "local minimum" or "trapped, local minimum"} for the flagged models.
+
+    From the derived tables "optima" (every model) and "neighbours" (every cell's kept model),
+    as stored beside the results or computed now (tables.get).
+    """
+    verdicts, cells = tables.get(res, "optima"), tables.get(res, "neighbours")
+    found: dict[int, list[str]] = {}
+    for word, ids in (("trapped", verdicts.loc[verdicts["trapped"], "model"]),
+                      ("local minimum", cells.loc[cells["local_minimum"], "model"])):
+        for model in ids:
+            found.setdefault(int(model), []).append(word)
+    return {model: ", ".join(words) for model, words in sorted(found.items())}
+
+
+def mark_panel(ax, flag: str | None, where: str = "corner"):
+    """A red frame round a panel that shows a flagged model, and the flag's words: in its
+    top-left corner (on a pale box, so they read over whatever is drawn there), or with
+    where="title" under the panel's title, turned red (for a panel filled edge to edge, such as
+    a matrix, where a corner would hide data). No flag: no mark."""
+    if not flag:
+        return
+    for spine in ax.spines.values():
+        spine.set(visible=True, color=FLAG, linewidth=2)
+    if where == "title":
+        loc = next((loc for loc in ("center", "left", "right") if ax.get_title(loc)), "center")
+        size = {"center": ax.title, "left": ax._left_title, "right": ax._right_title}[loc]
+        ax.set_title(f"{ax.get_title(loc)}\n{flag}".strip(), loc=loc, color=FLAG,
+                     fontsize=size.get_fontsize())
+        return
+    ax.text(0.02, 0.98, flag, transform=ax.transAxes, ha="left", va="top", fontsize=6.5,
+            color=FLAG, fontweight="bold", zorder=10,
+            bbox={"boxstyle": "square,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
+
+
+def ring(ax, x, y, **kw):
+    """Red rings round the points (x, y) of flagged models: hollow and wider than a point, so
+    the point shows inside with a gap, even a red one."""
+    return ax.scatter(x, y, s=130, facecolors="none", edgecolors=FLAG, linewidths=1.3, zorder=6,
+                      **kw)
+
+
+def footnote_text(res) -> tuple[str, bool]:
+    """(the footnote's words, whether any model is flagged): counts over every model of `res`
+    (every seed) for trapped, and over every sweep cell's kept model for local minima.
+
+    A clean result says so too: silence could not be told from a figure drawn without the check.
+    """
+    verdicts, cells = tables.get(res, "optima"), tables.get(res, "neighbours")
+    trapped, local = int(verdicts["trapped"].sum()), int(cells["local_minimum"].sum())
+    compared = int((cells["neighbour"] >= 0).sum())
+    where = "optima.parquet, neighbours.parquet"
+    if not compared:
+        cell_words = "no sweep cell has a neighbouring cell to compare with"
+    elif local:
+        cell_words = f"{local} of {len(cells)} sweep cells' kept models at a local minimum"
+    else:
+        cell_words = f"none of {len(cells)} sweep cells' kept models beaten by a neighbour's solution"
+    if trapped or local:
+        return (f"marked in red where shown: {trapped} of {len(verdicts)} models trapped (loss "
+                f"above a trivial baseline); {cell_words}. See {where}"), True
+    return (f"checked: all {len(verdicts)} models beat their trivial baselines; {cell_words} "
+            f"({where})"), False
+
+
+def footnote(fig, text: str, flagged: bool):
+    """Write `text` at the foot of `fig`, in room added below what is drawn (the figure grows
+    by as many lines as it takes, so nothing is covered): red when `flagged`, else grey."""
+    if fig.get_layout_engine() is not None:
+        # lay the figure out once at its own size and keep that: a layout engine would place
+        # a supxlabel at the new bottom edge, over the footnote
+        fig.draw_without_rendering()
+        fig.set_layout_engine("none")
+    width, height = fig.get_size_inches()
+    lines = textwrap.wrap(text, width=max(40, int(width * 15)))  # ~15 characters of 7 pt per inch
+    pad = 0.06 + 0.13 * len(lines)  # inches
+    fig.set_size_inches(width, height + pad)
+    low = pad / (height + pad)  # what was drawn keeps its size in inches, above `low`
+
+    def lift(y):
+        return low + y * (1 - low)
+
+    for ax in fig.axes:
+        x, y, w, h = ax.get_position(original=True).bounds
+        ax.set_position([x, lift(y), w, h * (1 - low)])
+    for t in fig.texts:  # suptitle and supxlabel among them
+        if t.get_transform() == fig.transFigure:
+            t.set_y(lift(t.get_position()[1]))
+    fig.text(0.5, 0.03 / (height + pad), "\n".join(lines), ha="center", va="bottom",
+             fontsize=7, color=FLAG if flagged else "0.45", linespacing=1.1)
 
 
 def save(fig, path) -> Path:

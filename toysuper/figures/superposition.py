@@ -13,7 +13,9 @@ from toysuper.figures.style import (
     SUP_CMAP,
     SUP_LABEL,
     best_models,
+    flags,
     kinds,
+    mark_panel,
     title,
 )
 
@@ -22,7 +24,7 @@ def superposition_grid(res):
     """Per model W^T W with b beside it, and ||W_i|| bars coloured by superposition.
 
     One row per kind, one column per density (sparser to the right); the lowest-loss seed of
-    each cell.
+    each cell. A trapped or local-minimum model's panels are framed in red (style.mark_panel).
     """
     best = best_models(res.models, ["kind", "density"])
     found = kinds(best)
@@ -33,6 +35,7 @@ def superposition_grid(res):
                               top=0.92, bottom=0.04)
     heat = colors.Normalize(-1, 1)
     feats = res.features.set_index("model")
+    marks = flags(res)
     for r, kind in enumerate(found):
         cell = gridspec.GridSpecFromSubplotSpec(2, len(densities), subplot_spec=outer[r],
                                                 height_ratios=[1, 1], hspace=0.12, wspace=0.25)
@@ -67,6 +70,8 @@ def superposition_grid(res):
                      fontsize=7, ha="right", va="bottom", transform=axn.transAxes)
             if c == 0:
                 axn.set_ylabel("||W$_i$|| by feature", fontsize=9)
+            # W^T W fills its panel: the flag goes under its title, not over the matrix
+            mark_panel(ax, marks.get(int(row["model"])), where="title")
     cax = fig.add_axes([0.92, 0.55, 0.012, 0.3])
     fig.colorbar(plt.cm.ScalarMappable(norm=heat, cmap="RdBu_r"), cax=cax, label="W$^T$W and b")
     cax2 = fig.add_axes([0.92, 0.1, 0.012, 0.3])

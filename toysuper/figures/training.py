@@ -5,26 +5,43 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 from matplotlib import colors
 
-from toysuper.figures.style import DPI, KIND_STYLE, KIND_TITLE, kinds, log_ticks, title
+from toysuper.figures.style import (
+    DPI,
+    FLAG,
+    FLAG_WORDS,
+    KIND_STYLE,
+    KIND_TITLE,
+    flags,
+    kinds,
+    log_ticks,
+    title,
+)
 
 
 def loss_curves(res):
     """Training loss against step for every model: colour is density, line style model kind.
 
     The line style of a kind is fixed (style.KIND_STYLE), so it means the same in every
-    experiment's figure.
+    experiment's figure; a trapped or local-minimum model's curve therefore keeps its style and
+    colour and gets a red halo under it instead.
     """
     fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=DPI, layout="constrained")
     dens = res.models["density"].astype(float)
     norm = colors.LogNorm(dens.min(), dens.max()) if dens.max() > dens.min() else None
     cmap = plt.get_cmap("viridis")
     by_model = res.models.set_index("model")
+    marks = flags(res)
     for model, h in res.history.groupby("model"):
         row = by_model.loc[model]
+        if int(model) in marks:
+            ax.plot(h["step"], h["loss"], color=FLAG, lw=3.2, alpha=0.35, zorder=1,
+                    solid_capstyle="round")
         ax.plot(h["step"], h["loss"], ls=KIND_STYLE.get(row["kind"], "-"), lw=0.9, alpha=0.8,
                 color=cmap(norm(row["density"])) if norm else "C0")
     for kind in kinds(res.models):
         ax.plot([], [], ls=KIND_STYLE.get(kind, "-"), color="0.3", label=KIND_TITLE.get(kind, kind))
+    if any(int(m) in marks for m in res.models["model"]):
+        ax.plot([], [], color=FLAG, lw=3.2, alpha=0.35, label=f"red halo: {FLAG_WORDS}")
     where = "colour: density (bar)" if norm else f"colour: density 1-S = {dens.iloc[0]:.3g}"
     ax.legend(fontsize=8, title=f"line style: model kind\n{where}", title_fontsize=8)
     if norm:
