@@ -5,6 +5,7 @@ import pytest
 
 import toysuper
 from toysuper import cli, optima, tables
+from toysuper import starts as starts_module
 from toysuper.errors import ConfigError
 
 # lr so small that 100 steps leave a warm start where it began: the trained model's loss is
@@ -45,24 +46,34 @@ def test_restarts_share_a_cell_that_keeps_the_lowest_loss():
     assert len(tables.get(res, "neighbours")) == 1
 
 
-def test_a_directory_start_takes_the_same_task_else_the_best_scoring_solution(tmp_path):
+def test_a_directory_start_takes_the_best_scoring_nearby_solution(tmp_path):
     source = {"name": "source", "model": {"kind": "relu", "n_features": 5, "n_hidden": 2},
               "data": {"importance": 1.0},
               "train": {"steps": 300, "batch": 256, "log_every": 50, "eval_batch": 4096, "lr": 1e-2},
               "sweep": {"data.density": [1.0, 0.05], "train.seed": [0, 1]}}
     src = toysuper.run(source, out=tmp_path / "src", progress=False)
-    kept = optima.kept_models(src)
+    kept = dict(zip(src.models.loc[optima.kept_models(src), "density"], optima.kept_models(src)))
     warm = dict(source, name="warm", train=dict(FROZEN, init_from=str(tmp_path / "src")),
                 sweep={"data.density": [1.0, 0.05, 0.06]})
-    res = toysuper.train_sweep(warm)
-    by_density = res.models.set_index("density")["model"]
-    for k in kept:  # same task: that solution, unchanged
-        p = float(src.models.loc[k, "density"])
-        assert np.allclose(res.params(int(by_density[p]))["W"], src.params(k)["W"], atol=1e-6)
-    # no 0.06 task in the source: its start is whichever kept solution scores lower at 0.06,
-    # which for a sparse task is the sparse (0.05) cell's superposed one
-    sparse = int(src.models.loc[kept, "density"].idxmin())
-    assert np.allclose(res.params(int(by_density[0.06]))["W"], src.params(sparse)["W"], atol=1e-6)
+
+    def starts():
+        res = toysuper.train_sweep(warm)
+        return {p: res.params(i)["W"] for p, i in res.models.set_index("density")["model"].items()}
+
+    W = starts()
+    for p in (1.0, 0.05):  # a task the source has: its own solution
+        assert np.allclose(W[p], src.params(kept[p])["W"], atol=1e-6)
+    # no 0.06 task in the source: the solution that scores lower there, the sparse one
+    assert np.allclose(W[0.06], src.params(kept[0.05])["W"], atol=1e-6)
+    # a cell whose own solution is worse than its neighbour's (here: erased) restarts from the
+    # neighbour's, as a local minimum is retrained
+    with np.load(tmp_path / "src" / "weights.npz") as z:
+        weights = dict(z)
+    weights["W"][kept[0.05]], weights["b"][kept[0.05]] = 0.0, 1.0  # outputs stuck at 1
+    np.savez(tmp_path / "src" / "weights.npz", **weights)
+    starts_module._kept.cache_clear()  # the file changed under the cache
+    W = starts()
+    assert np.allclose(W[0.05], src.params(kept[1.0])["W"], atol=1e-6)
 
 
 @pytest.mark.parametrize("value, words", [

@@ -43,7 +43,9 @@ def dimensionality(W) -> np.ndarray:
 
 
 def dims_per_feature(W):
-    """D* = m / ||W||_F^2 (a float for one W, an array for a stack)."""
+    """D* = m / ||W||_F^2 (a float for one W, an array for a stack); inf for W = 0, which
+    represents no feature at all."""
     W = np.asarray(W)
-    d = W.shape[-2] / np.sum(W ** 2, axis=(-2, -1))
+    with np.errstate(divide="ignore"):
+        d = W.shape[-2] / np.sum(W ** 2, axis=(-2, -1))
     return float(d) if W.ndim == 2 else d

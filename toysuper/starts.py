@@ -7,12 +7,12 @@ train.init_from =
                   from a random start can miss it entirely: the computation model's sparse
                   output ReLUs die before they learn (issue-13 measurements in
                   experiments/abs_computation.toml), and from this start it goes on to beat it.
-  a directory     results of an earlier run. A model starts from that run's kept (lowest-loss)
-                  solution of the same task (same [model] and [data] settings) when there is one;
-                  otherwise from whichever of its kept solutions of the same shape scores lowest
-                  on this model's task and evaluation sample. Seeding a sweep from a neighbouring
-                  cell's better solution is how a cell marked local_minimum (neighbours.parquet)
-                  is retrained.
+  a directory     results of an earlier run. A model starts from whichever of that run's kept
+                  (lowest-loss) solutions of the same shape scores lowest on this model's task
+                  and evaluation sample, among the NEAREST tasks to its own (by importance and
+                  density, on a log scale; its own task included when the run has it). So a
+                  cell marked local_minimum (neighbours.parquet) restarts from the neighbour's
+                  solution that beat it, and any other cell from its own solution, or a better one.
 Warm starts get noise on their weights (train.init_noise, from the model's key) in train.init_one.
 """
 
@@ -23,10 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from toysuper import config, keys, optima, settings, store, train
+from toysuper import config, optima, settings, store, train
 from toysuper.errors import ConfigError
 
 KEY = "train.init_from"
+# Candidates scored per model: its own task and the nearest others. The few nearest hold every
+# neighbour of a sweep cell (two per swept axis), without scoring every solution of a large sweep.
+NEAREST = 8
 
 
 def check(sweep: list[dict]) -> None:
@@ -49,21 +52,16 @@ def chunk(sweep: list[dict], ids, width: int, shape) -> tuple[dict, np.ndarray] 
         return None
     params = train.blank(shape, width)
     warm = np.array([s[KEY] != "random" for s in rows])
-    scored: dict = {}  # rows that need their directory's candidates scored, by directory
+    scored: dict = {}  # rows whose start is scored among a directory's solutions, by directory
     for j, s in enumerate(rows):
         if s[KEY] == "construction":
             imp, p = settings.feature_vectors(s)
             start = optima.constructions(shape.kind, shape.n, shape.m, shape.law, imp,
                                          p)["top-k exact"]["params"]
+            for name, v in start.items():
+                params["params"][name][j] = v
         elif s[KEY] != "random":
-            start = _same_task(s[KEY], s)
-            if start is None:
-                scored.setdefault(s[KEY], []).append(j)
-                continue
-        else:
-            continue
-        for name, v in start.items():
-            params["params"][name][j] = v
+            scored.setdefault(s[KEY], []).append(j)
     for source, js in scored.items():
         for j, start in zip(js, _best_scoring(source, shape, [rows[j] for j in js])):
             for name, v in start.items():
@@ -87,18 +85,23 @@ def _candidates(source: str, geometry: tuple) -> list[tuple[dict, dict]]:
     return [(s, p) for s, p in _kept(source) if _geometry(s) == geometry]
 
 
-def _same_task(source: str, s: dict) -> dict | None:
-    salt = keys.salt(s)
-    for other, params in _candidates(source, _geometry(s)):
-        if keys.salt(other) == salt:
-            return params
-    return None
+def _task(s: dict) -> np.ndarray:
+    """A task's place for NEAREST: log importance and log density of every feature."""
+    imp, p = settings.feature_vectors(s)
+    return np.log(np.r_[np.maximum(imp, 1e-12), p])
 
 
 def _best_scoring(source: str, shape, rows: list[dict]) -> list[dict]:
-    """For each row, the candidate of `source` with the lowest loss on that row's task."""
+    """For each row, the candidate of `source` with the lowest loss on that row's task, among the
+    NEAREST tasks to it."""
     found = _candidates(source, (shape.kind, shape.n, shape.m))
-    weights = [p for _ in rows for _, p in found]
-    targets = [s for s in rows for _ in found]
-    losses = optima.cross_terms(shape, weights, targets).sum(axis=1).reshape(len(rows), len(found))
-    return [found[int(np.argmin(row))][1] for row in losses]
+    places = np.stack([_task(s) for s, _ in found])
+    near = [np.argsort(np.abs(places - _task(s)).sum(axis=1), kind="stable")[:NEAREST] for s in rows]
+    weights = [found[c][1] for cs in near for c in cs]
+    targets = [s for s, cs in zip(rows, near) for _ in cs]
+    losses = optima.cross_terms(shape, weights, targets).sum(axis=1)
+    out, at = [], 0
+    for cs in near:
+        out.append(found[cs[int(np.argmin(losses[at:at + len(cs)]))]][1])
+        at += len(cs)
+    return out
