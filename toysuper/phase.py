@@ -1,10 +1,12 @@
 """Empirical phase of the extra feature, per sweep cell, beside the analytic theory.
 
-A cell is one combination of the swept settings other than the seed. Of its seeds we keep the
-lowest-loss model, the paper's practice: training from one initialisation can stop in a local
-minimum (with m = 1, two features whose initial weights share a sign cannot form an antipodal
-pair without passing through zero), and the optimum is what the theory predicts. All seeds of
-a cell are scored on one shared evaluation sample (train.eval_keys), so the pick compares models.
+A cell is one combination of the swept settings other than restarts (settings.RESTARTS). Two
+selection rules, both stored: "best" keeps the cell's lowest-loss model, since training from one
+initialisation can stop in a local minimum (with m = 1, two features whose initial weights share
+a sign cannot form an antipodal pair without passing through zero) and the theory predicts the
+optimum; "paper" is the paper's own practice (10 models per cell, the worst dropped, the norm and
+superposition of the rest averaged), applied to however many seeds the cell has. All seeds of a
+cell are scored on one shared evaluation sample (train.eval_keys), so the pick compares models.
 
 Rule for the extra (last) feature i of the kept model, with thresholds below:
   not represented   ||W_i|| < metrics.REPRESENTED
