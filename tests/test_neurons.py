@@ -148,3 +148,16 @@ def test_privileged_basis_dense_gives_each_top_feature_a_monosemantic_neuron(tmp
         mono = rows[rows["monosemantic"]]
         assert sorted(mono["top_feature"]) == list(range(m)), rows
         assert (mono["monosemanticity"] > 0.95).all()
+
+
+def test_codes_name_the_groups_of_features_neurons_share():
+    W = np.zeros((5, 10))
+    W[0, 0] = W[1, 1] = W[2, 2] = 1.0                   # three dedicated neurons
+    W[3, 3], W[3, 4], W[4, 4], W[4, 5] = 1.0, 0.8, 1.0, 0.9  # features 3-5 on neurons 3-4
+    c = neurons.code_of(W, signed=False)
+    assert c == {"code": "3 x dedicated + 3 in 2; 4 dropped", "dedicated": 3, "largest": 3,
+                 "carried": 6, "dropped": 4}
+    pairs = np.kron(np.eye(5), [1.0, -0.7])             # signed inputs: each neuron, two features
+    assert neurons.code_of(pairs, signed=True)["code"] == "5 x 2 in 1"
+    assert neurons.code_of(pairs, signed=False)["code"] == "5 x dedicated; 5 dropped"
+    assert neurons.code_of(np.zeros((5, 10)), signed=False)["code"] == "nothing carried; 10 dropped"

@@ -25,6 +25,7 @@ Settings (module constants, so that a changed rule relabels stored results on `t
 
 from __future__ import annotations
 
+import collections
 import functools
 
 import jax
@@ -100,6 +101,48 @@ def table(res) -> pd.DataFrame:
             for model in _neuron_models(res)]
     df = pd.concat(rows, ignore_index=True)
     return df[["model"] + [c for c in df.columns if c != "model"]]
+
+
+def code_of(W, signed: bool) -> dict:
+    """How one model's neurons share its features: the connected groups of the carried relation.
+
+    Features and live neurons are linked when the neuron carries the feature (CARRY); each
+    connected group of f features on k neurons is named "dedicated" (1 on 1) or "f in k" (3
+    features in 2 neurons, 8 in 5, pairs "2 in 1"), and the code lists them, most features
+    first, with how many features no neuron carries ("dropped"). The paper's regimes read
+    directly: "3 x dedicated + 3 in 2", "8 in 5", "5 x 2 in 1".
+    """
+    carry = carried(W, signed) & ~dead(W, signed)[:, None]
+    m, n = carry.shape
+    group = list(range(m + n))  # union-find over neurons 0..m-1 and features m..m+n-1
+
+    def root(a):
+        while group[a] != a:
+            group[a] = group[group[a]]
+            a = group[a]
+        return a
+
+    for k, i in zip(*np.nonzero(carry)):
+        group[root(int(k))] = root(m + int(i))
+    sizes: dict = {}
+    for node in range(m + n):
+        size = sizes.setdefault(root(node), [0, 0])  # [features, neurons]
+        size[int(node < m)] += 1
+    parts = collections.Counter((f, k) for f, k in sizes.values() if f and k)
+    names = [(f, k, "dedicated" if (f, k) == (1, 1) else f"{f} in {k}") for f, k in parts]
+    names.sort(key=lambda t: (t[2] != "dedicated", -t[0], t[1]))
+    code = " + ".join(f"{parts[f, k]} x {name}" if parts[f, k] > 1 else name for f, k, name in names)
+    dropped = int(n - carry.any(axis=0).sum())
+    return {"code": (code or "nothing carried") + (f"; {dropped} dropped" if dropped else ""),
+            "dedicated": parts.get((1, 1), 0), "largest": max((f for f, _ in parts), default=0),
+            "carried": n - dropped, "dropped": dropped}
+
+
+def codes(res) -> pd.DataFrame:
+    """codes.parquet: one row per model with a privileged basis: its code (code_of) and counts."""
+    laws = res.models.set_index("model")["law"]
+    return pd.DataFrame([{"model": model, **code_of(res.W(model), laws[model] == "signed")}
+                         for model in _neuron_models(res)])
 
 
 def motifs_of(W1, W2) -> pd.DataFrame:

@@ -20,6 +20,9 @@ class Table(NamedTuple):
     doc: str = ""
 
 
+NEURONS = needs.some("model.kind", models.NEURON_KINDS,
+                     f"a model with a ReLU hidden layer (model.kind in {list(models.NEURON_KINDS)})")
+
 DERIVED = {
     "optima": Table(optima.table, doc="per model: loss against the trivial baselines, trapped, dead units"),
     "neighbours": Table(optima.neighbours, doc="per sweep cell: kept model against its "
@@ -28,10 +31,10 @@ DERIVED = {
     "structures": Table(structures.table, doc="per (model, feature): the structure it belongs to"),
     "phase": Table(phase.table, phase.NEEDS,
                    doc="per sweep cell: the extra feature's empirical and theoretical phase"),
-    "neurons": Table(neurons.table, (needs.some("model.kind", models.NEURON_KINDS,
-                                                f"a model with a ReLU hidden layer (model.kind in "
-                                                f"{list(models.NEURON_KINDS)})"),),
+    "neurons": Table(neurons.table, (NEURONS,),
                      doc="per (model, neuron): monosemanticity, top and carried features"),
+    "codes": Table(neurons.codes, (NEURONS,),
+                   doc="per model: how its neurons share its features (3 x dedicated + 3 in 2, ...)"),
     "motifs": Table(neurons.motifs, (needs.some("model.kind", ["abs"],
                                                 "computation models (model.kind = 'abs')"),),
                     doc="per asymmetric superposition motif of a computation model"),
