@@ -244,6 +244,15 @@ def test_stored_local_minima_are_marked():
         plt.close("all")
 
 
+def test_a_trapped_seed_that_was_not_kept_is_counted_in_grey():
+    res = stored("privileged_basis")
+    loser = int(res.models.loc[~res.models["model"].isin(optima.kept_models(res)), "model"].iloc[0])
+    _forced(res, trapped=[loser])
+    text, flagged = style.footnote_text(res)
+    assert not flagged and "all 7 kept models beat their trivial baselines" in text
+    assert "runs, none kept, did not" in text
+
+
 def test_footnote_adds_room_below_what_is_drawn():
     """Neither a constrained layout's supxlabel nor fixed axes end up under the footnote."""
     free = plt.figure(figsize=(4, 3))

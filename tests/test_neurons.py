@@ -161,3 +161,10 @@ def test_codes_name_the_groups_of_features_neurons_share():
     assert neurons.code_of(pairs, signed=True)["code"] == "5 x 2 in 1"
     assert neurons.code_of(pairs, signed=False)["code"] == "5 x dedicated; 5 dropped"
     assert neurons.code_of(np.zeros((5, 10)), signed=False)["code"] == "nothing carried; 10 dropped"
+
+
+def test_a_large_silencing_weight_hides_no_feature_the_neuron_fires_for():
+    # a sparse privileged model's neuron: fires for features 1, 2, 4, 7, silenced by feature 0
+    w = np.array([[-2.2, 0.56, 0.58, -0.14, 0.57, -0.15, -0.12, 0.86, 0.02, 0.03]])
+    assert np.flatnonzero(neurons.carried(w, signed=False)[0]).tolist() == [1, 2, 4, 7]
+    assert np.flatnonzero(neurons.carried(w, signed=True)[0]).tolist() == [0, 7]

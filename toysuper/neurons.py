@@ -6,9 +6,11 @@ the computation model); everything here is computed from stored weights, never b
 
 Settings (module constants, so that a changed rule relabels stored results on `toysuper plot`):
   CARRY      neuron k carries feature i when feature i alone can fire it with a weight of at
-             least CARRY * ||W_k||: |W_ki| for signed inputs, W_ki itself for inputs >= 0 (a
-             negative weight there only ever silences the neuron). At 0.3 a carried feature
-             holds at least 9% of the neuron's squared weight. A neuron is monosemantic when it
+             least CARRY times the norm of the weights that can fire it: |W_ki| against ||W_k||
+             for signed inputs; for inputs >= 0, W_ki against the norm of W_k's positive part
+             (a negative weight there only ever silences the neuron, and sparse models give
+             neurons large ones, which would otherwise hide every feature the neuron fires for).
+             At 0.3 a carried feature holds at least 9% of that squared norm. A neuron is monosemantic when it
              carries exactly one feature and that feature is its strongest (largest |W_ki|).
   DEAD       a neuron is dead when it can never fire: its largest weight the data can switch on
              (any weight for signed inputs, a positive one for inputs >= 0) is below DEAD times
@@ -52,10 +54,12 @@ def monosemanticity(W) -> np.ndarray:
 
 
 def carried(W, signed: bool) -> np.ndarray:
-    """m x n booleans: feature i alone fires neuron k with weight >= CARRY ||W_k|| (see above)."""
+    """m x n booleans: feature i alone fires neuron k with a weight of at least CARRY times the
+    norm of the weights that can fire it (see above)."""
     W = np.asarray(W, float)
-    norm = np.linalg.norm(W, axis=1, keepdims=True)
-    return ((np.abs(W) if signed else W) >= CARRY * norm) & (norm > 0)
+    firing = np.abs(W) if signed else np.clip(W, 0, None)
+    norm = np.linalg.norm(firing, axis=1, keepdims=True)
+    return (firing >= CARRY * norm) & (norm > 0)
 
 
 def dead(W, signed: bool) -> np.ndarray:

@@ -167,13 +167,16 @@ def ring(ax, x, y, **kw):
 
 
 def footnote_text(res) -> tuple[str, bool]:
-    """(the footnote's words, whether any model is flagged): counts over every model of `res`
-    (every seed) for trapped, and over every sweep cell's kept model for local minima.
+    """(the footnote's words, whether a kept model is flagged): trapped models counted over
+    every model of `res` (every seed) and over the kept ones, local minima over every sweep
+    cell's kept model. Red only when a kept model, the one figures show, is flagged: a trapped
+    seed that lost to a better one of its cell is the search working, so it is counted in grey.
 
     A clean result says so too: silence could not be told from a figure drawn without the check.
     """
     verdicts, cells = tables.get(res, "optima"), tables.get(res, "neighbours")
     trapped, local = int(verdicts["trapped"].sum()), int(cells["local_minimum"].sum())
+    kept_trapped = int(verdicts.loc[verdicts["model"].isin(cells["model"]), "trapped"].sum())
     compared = int((cells["neighbour"] >= 0).sum())
     where = "optima.parquet, neighbours.parquet"
     if not compared:
@@ -182,9 +185,13 @@ def footnote_text(res) -> tuple[str, bool]:
         cell_words = f"{local} of {len(cells)} sweep cells' kept models at a local minimum"
     else:
         cell_words = f"none of {len(cells)} sweep cells' kept models beaten by a neighbour's solution"
-    if trapped or local:
+    if kept_trapped or local:
         return (f"marked in red where shown: {trapped} of {len(verdicts)} models trapped (loss "
-                f"above a trivial baseline); {cell_words}. See {where}"), True
+                f"above a trivial baseline), {kept_trapped} of them kept; {cell_words}. "
+                f"See {where}"), True
+    if trapped:
+        return (f"checked: all {len(cells)} kept models beat their trivial baselines ({trapped} "
+                f"of {len(verdicts)} runs, none kept, did not); {cell_words} ({where})"), False
     return (f"checked: all {len(verdicts)} models beat their trivial baselines; {cell_words} "
             f"({where})"), False
 
