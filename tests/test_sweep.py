@@ -85,8 +85,10 @@ def test_other_configuration_in_results_dir_is_refused_unless_forced(tiny, tmp_p
 
 
 def test_diverging_model_is_named(tiny, tmp_path):
+    # run.on_diverge = "stop": the behaviour before "keep" (tests/test_failures.py) was the default
     with pytest.raises(toysuper.TrainingError, match=r"model 0 diverged.*lr=1e\+30"):
-        toysuper.run(dict(tiny, sweep={}), ["train.lr=1e30"], out=tmp_path / "r", progress=False)
+        toysuper.run(dict(tiny, sweep={}), ["train.lr=1e30", "run.on_diverge=stop"],
+                     out=tmp_path / "r", progress=False)
 
 
 def test_seeds_of_one_cell_share_their_evaluation_sample():

@@ -55,7 +55,7 @@ def main(argv=None) -> int:
 
 
 def _run(args) -> int:
-    from toysuper import sweep
+    from toysuper import hosts, sweep
     from toysuper.errors import TrainingError
 
     if args.plan:
@@ -65,11 +65,23 @@ def _run(args) -> int:
         res = sweep.run(args.experiment, args.overrides, out=args.out, force=args.force,
                         progress=not args.quiet)
     except TrainingError as e:
-        print(f"toysuper: training failed: {e}", file=sys.stderr)
+        done = isinstance(e, sweep.OutputsError)  # trained and stored; only drawing failed
+        print(f"toysuper: {'' if done else 'training failed: '}{e}", file=sys.stderr)
         return 1
+    except hosts.LOST as e:
+        if hosts.count() == 1:
+            raise
+        # a collective failed: another process of a multi-host run died or was cut off
+        print(f"toysuper: {hosts.lost_message(e)}", file=sys.stderr)
+        hosts.abandon(1)
+    if res is None:  # a multi-host run's other processes: process 0 writes and reports
+        print(f"process {hosts.index()} of {hosts.count()}: done; process 0 wrote the results")
+        return 0
     from toysuper import optima, tables
 
     print(f"{len(res.models)} models -> {res.path}")
+    if report := sweep.diverged_report(res):
+        print(report)
     print(optima.summary(tables.get(res, "optima"), tables.get(res, "neighbours")))
     for png in sorted((res.path / "figures").glob("*.png")):
         print(f"  {png}")

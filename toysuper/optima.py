@@ -127,6 +127,9 @@ def measure(res) -> tuple[pd.DataFrame, pd.DataFrame]:
                                      _measure(shape)(params, hp, stacked))
             for j, model in enumerate(part):
                 rows.append(_verdict(model, shape, terms[j]))
+                if not all(np.isfinite(v).all() for v in res.params(model).values()):
+                    # diverged (run.on_diverge = "keep"): reported as such, not as trapped
+                    rows[-1].update(eval_loss=math.nan, ratio=math.nan, trapped=False)
                 rows[-1]["dead_outputs"] = int((output[j] <= 0).sum()) if spec.relu_out else 0
                 rows[-1]["dead_neurons"] = int((hidden[j] <= 0).sum()) if spec.neurons else 0
                 for layer, top, counts in (("output", output[j], spec.relu_out),
@@ -237,7 +240,8 @@ def _cells(res, sweep):
     swept = [k for k in res.config.get("sweep", {}) if k not in settings.RESTARTS]
     cell_of = [tuple(_key(s.get("sweep.case" if k == config.CASES else k)) for k in swept)
                for s in sweep]
-    losses = res.models.set_index("model")["loss"]
+    # a diverged model's loss is NaN: any finished seed of its cell is kept before it
+    losses = res.models.set_index("model")["loss"].fillna(np.inf)
     kept: dict = {}
     for i, cell in enumerate(cell_of):
         if cell not in kept or losses[i] < losses[kept[cell]]:

@@ -79,14 +79,15 @@ def table(res) -> pd.DataFrame:
     m = models_with_extra(res)
     cells = cell_columns(res.config) or ["p", "r"]
     m["phase"] = classify(m["extra_norm"], m["extra_superposition"])
+    m["rank_loss"] = m["loss"].fillna(np.inf)  # a diverged seed (loss NaN) ranks last
     groups = m.groupby(cells, sort=False)
-    best_of_cell = groups["loss"].transform("idxmin")
+    best_of_cell = groups["rank_loss"].transform("idxmin")
     m["seeds"] = groups["loss"].transform("size")
     m["same"] = m["phase"] == m.loc[best_of_cell, "phase"].to_numpy()
     m["seed_share"] = m.groupby(cells, sort=False)["same"].transform("mean")
     kept = m.loc[best_of_cell.unique()].copy()
     # the paper's rule: drop the worst seed (when there are several), average the rest
-    worst = m.index.isin(groups["loss"].idxmax()) & (m["seeds"] > 1)
+    worst = m.index.isin(groups["rank_loss"].idxmax()) & (m["seeds"] > 1)
     paper = m[~worst].groupby(cells, sort=False)[["extra_norm", "extra_superposition"]].mean()
     paper.columns = ["paper_norm", "paper_superposition"]
     kept = kept.join(paper, on=cells)

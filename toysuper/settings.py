@@ -98,6 +98,7 @@ SCHEDULES = ("constant", "cosine")
 EVALS = ("sample", "strata")
 BIAS_INITS = ("zero", "mean")
 INIT_SOURCES = ("random", "construction")
+ON_DIVERGE = ("keep", "stop")
 
 
 def init_source(key, v, settings=None):
@@ -160,6 +161,12 @@ TABLE = (
     # devices share the host's); the smaller bound wins. Results do not depend on either.
     Setting("run.chunk_size", 4096, positive_int, "host"),
     Setting("run.memory_gb", 4.0, positive_number("a positive number of gigabytes"), "host"),
+    # a model whose loss is no longer finite: "keep" records it (diverged = True, loss NaN in
+    # models.parquet) and trains the rest, as a sweep reaching into too high a train.lr wants;
+    # "stop" ends the run at the first chunk holding one (finished chunks are kept). Host-only:
+    # neither changes any other model's result.
+    Setting("run.on_diverge", "keep", one_of(ON_DIVERGE), "host",
+            doc="what a diverged model does to the run: keep it and go on, or stop"),
 )
 BY_KEY = {s.key: s for s in TABLE}
 # Settings that choose among training runs of one task rather than define a task: a sweep cell

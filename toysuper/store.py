@@ -14,7 +14,9 @@ Layout of DIR:
                      [models, count, ...], laid out as weights.npz, and `step` [models, count]
   figures/*.png
   summary.json       written last; its presence means the run finished
+  run.lock           while a run writes here: its host and pid (Lock), so a second run refuses
 Every file is written to a temporary name and renamed into place, so no reader ever sees half a file.
+A part that is nevertheless damaged (a disk filled up, a copy cut short) is trained again.
 """
 
 from __future__ import annotations
@@ -22,13 +24,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import sys
+import time
 import tomllib
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from toysuper import config as config_mod
+from toysuper import train
 from toysuper import upgrade as upgrade_mod
 from toysuper.errors import ConfigError
 from toysuper.results import Results
@@ -36,6 +43,16 @@ from toysuper.results import Results
 TABLES = ("models", "features", "history")
 PRODUCTS = ("models.parquet", "features.parquet", "history.parquet", "weights.npz",
             "snapshots.npz", "summary.json")
+LOCK = "run.lock"
+# What reading a damaged .npz, .parquet or .toml raises: a truncated zip is a BadZipFile (not an
+# OSError), a bad CRC or shape a ValueError, a missing member a KeyError, an empty file EOFError;
+# pyarrow's ArrowInvalid is a ValueError.
+DAMAGED = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, tomllib.TOMLDecodeError)
+
+
+def notice(message: str) -> None:
+    """A one-line message to the user on stderr, beside the progress bar."""
+    print(f"toysuper: {message}", file=sys.stderr, flush=True)
 
 
 def _atomic(path: Path, write) -> None:
@@ -60,13 +77,23 @@ def write_table(path: Path, df: pd.DataFrame) -> None:
     _atomic(path, lambda p: df.to_parquet(p, index=False))
 
 
+class DamagedConfig(ConfigError):
+    """A results directory whose config.toml cannot be read."""
+
+
 def differences(out: Path, cfg: dict) -> list[str]:
     """Sections in which the results in `out` were made with other settings than `cfg`."""
     stored = Path(out) / "config.toml"
     if not stored.exists():
         return []
+    try:
+        text = tomllib.loads(stored.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise DamagedConfig(f"'{stored}' is damaged ({type(e).__name__}: {_first_line(e)}), so "
+                            f"what its results are cannot be checked; pass --force to replace "
+                            f"them or --out to write elsewhere") from None
     # settings added to toysuper since `old` was written take the values it was made with
-    old, _ = upgrade_mod.upgrade(tomllib.loads(stored.read_text()), where=out)
+    old, _ = upgrade_mod.upgrade(text, where=out)
     new = tomllib.loads(config_mod.to_toml(cfg))
     # what the models are: [run] only chunks the work, and figures can be redrawn any time
     return [k for k in ("model", "data", "train", "sweep") if old.get(k, {}) != new.get(k)]
@@ -77,14 +104,19 @@ def prepare(out: Path, cfg: dict, force: bool) -> None:
     out = Path(out)
     stored = out / "config.toml"
     if stored.exists():
-        differ = differences(out, cfg)
+        try:
+            differ = differences(out, cfg)
+        except DamagedConfig:
+            if not force:
+                raise
+            differ = ["config.toml"]  # unreadable: replaced, as --force asks
         if differ and not force:
             raise ConfigError(
                 f"'{out}' holds results of a different configuration (differs in: "
                 f"{', '.join(differ)}); pass --force to replace them or --out to write elsewhere")
         if differ:
             clear(out)
-    elif out.exists() and any(out.iterdir()) and not force:
+    elif out.exists() and any(p.name != LOCK for p in out.iterdir()) and not force:
         raise ConfigError(f"'{out}' exists and is not a toysuper results directory; "
                           f"pass --force to write into it or choose another --out")
     (out / "parts").mkdir(parents=True, exist_ok=True)
@@ -107,6 +139,130 @@ def clear(out: Path) -> None:
         shutil.rmtree(out / sub, ignore_errors=True)
 
 
+class Lock:
+    """DIR/run.lock while a run writes into DIR, so that a second run into it refuses.
+
+    The file holds the host, pid and process start time of the run that holds it; it is created
+    whole or not at all (written aside, then hard-linked into place, which fails if it exists).
+    A lock whose process is gone (not alive on this host, or its pid now another process's) is
+    stale: a killed run cannot leave a directory locked for ever. A lock held on another host
+    cannot be checked from here, and is respected until deleted by hand.
+    """
+
+    def __init__(self, out):
+        self.path = Path(out) / LOCK
+        self.held = False
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        me = _holder()
+        aside = self.path.with_name(f".{LOCK}.{me['host']}.{me['pid']}")
+        aside.write_text(json.dumps(me))
+        try:
+            for _ in range(5):  # each round either takes the lock or clears a stale one
+                try:
+                    os.link(aside, self.path)
+                    self.held = True
+                    return
+                except FileExistsError:
+                    pass
+                seen = _read_text(self.path)
+                holder = _parse(seen)
+                if seen is not None and holder is not None and _alive(holder):
+                    raise ConfigError(
+                        f"'{self.path.parent}' is in use by another run (pid {holder['pid']} on "
+                        f"{holder['host']}, since {holder.get('since', '?')}); wait for it to "
+                        f"finish or write elsewhere with --out (if that run is gone, delete "
+                        f"{self.path})")
+                if seen is not None:
+                    who = f"pid {holder['pid']} on {holder['host']}" if holder else "unreadable"
+                    notice(f"{self.path} was left by a run that is gone ({who}); taking it over")
+                    _remove_if_unchanged(self.path, seen)
+            raise ConfigError(f"could not lock '{self.path.parent}': other runs keep taking "
+                              f"{self.path}; run one at a time")
+        finally:
+            aside.unlink(missing_ok=True)
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def _holder() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": _start_time(os.getpid()),
+            "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+
+
+def _parse(text: str | None) -> dict | None:
+    try:
+        holder = json.loads(text or "")
+        return holder if isinstance(holder, dict) and {"host", "pid"} <= holder.keys() else None
+    except json.JSONDecodeError:  # not written by a toysuper run (locks are written whole)
+        return None
+
+
+def _start_time(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks since boot (Linux), or None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces and parentheses: count fields after its end
+    return int(stat[stat.rindex(")") + 2:].split()[19])
+
+
+def _alive(holder: dict) -> bool:
+    """Whether the run that wrote `holder` may still be running."""
+    if holder["host"] != socket.gethostname():
+        return True  # cannot be checked from this host
+    pid = int(holder["pid"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        pass
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text()
+        if state[state.rindex(")") + 2] in "ZX":  # killed, not yet reaped by its parent
+            return False
+    except OSError:
+        pass
+    started = holder.get("started")
+    # the pid was reused by a process that started after the lock's own
+    return started is None or _start_time(pid) in (None, started)
+
+
+def _remove_if_unchanged(path: Path, seen: str) -> None:
+    """Remove a stale lock, unless another run replaced it since it was read."""
+    grabbed = path.with_name(f".{LOCK}.stale.{socket.gethostname()}.{os.getpid()}")
+    try:
+        os.rename(path, grabbed)  # atomic: from here no one else can remove or take it
+    except FileNotFoundError:
+        return  # another run cleared it first
+    if _read_text(grabbed) != seen:  # a live run's lock, taken in between: put it back
+        try:
+            os.link(grabbed, path)
+        except FileExistsError:
+            pass
+    grabbed.unlink(missing_ok=True)
+
+
 def part_path(out: Path, index: int) -> Path:
     return Path(out) / "parts" / f"chunk-{index:05d}.npz"
 
@@ -117,29 +273,57 @@ def save_part(out: Path, index: int, ids, params: dict, history, final, snapshot
     _savez(part_path(out, index), dict(ids=ids, history=history, final=final, **arrays))
 
 
-def finished(out: Path, index: int, ids) -> bool:
-    """Whether chunk `index` of these models is saved (reads only its ids)."""
-    path = part_path(out, index)
-    if not path.exists():
-        return False
-    with np.load(path) as z:
-        return np.array_equal(z["ids"], ids)
+def finished(out: Path, index: int, ids, shape=None) -> bool:
+    """Whether chunk `index` of these models is saved whole (a damaged part is not finished)."""
+    return _read_part(out, index, ids, shape)[0] is not None
 
 
-def load_part(out: Path, index: int, ids):
-    """A finished chunk's arrays, or None if absent or made for other models."""
+def load_part(out: Path, index: int, ids, shape=None):
+    """A finished chunk's arrays (params, history, final, snapshots), or None when it must be
+    trained: absent, made for other models, or damaged (said on stderr). `shape` (train.Shape)
+    checks every array's shape, so a part cut short is never read as finished."""
+    part, problem = _read_part(out, index, ids, shape)
+    if problem:
+        notice(f"{part_path(out, index)} is damaged ({problem}); its {len(ids)} models will "
+               f"be trained again")
+    return part
+
+
+def _read_part(out: Path, index: int, ids, shape):
+    """(arrays or None, what is wrong with the file or None)."""
     path = part_path(out, index)
     if not path.exists():
-        return None
+        return None, None
     try:
-        with np.load(path) as z:
+        # opened here, not by np.load, which leaves its file open when the zip is unreadable
+        with open(path, "rb") as fh, np.load(fh) as z:
             if not np.array_equal(z["ids"], ids):
-                return None
+                return None, None  # another sweep's chunk: trained again, nothing is wrong
             part = {prefix: {k.split("/", 1)[1]: z[k] for k in z.files
                              if k.startswith(prefix + "/")} for prefix in ("param", "snap")}
-            return part["param"], z["history"], z["final"], part["snap"]
-    except (OSError, ValueError, KeyError, EOFError):  # damaged (a killed write): train it again
-        return None
+            arrays = part["param"], z["history"], z["final"], part["snap"]
+    except DAMAGED as e:
+        return None, f"{type(e).__name__}: {_first_line(e)}"
+    problem = _shape_problem(arrays, len(ids), shape) if shape is not None else None
+    return (None, problem) if problem else (arrays, None)
+
+
+def _shape_problem(arrays, k: int, shape) -> str | None:
+    """What differs between a part's arrays and those `k` models of `shape` train into."""
+    params, history, final, snaps = arrays
+    # blank(shape, 0): the shapes without allocating a chunk's worth of zeros
+    want = {name: (k, *a.shape[1:]) for name, a in train.blank(shape, 0)["params"].items()}
+    expect = {"history": (k, shape.steps // shape.log_every), "final": (k,),
+              **{f"param/{n}": s for n, s in want.items()},
+              **{f"snap/{n}": (k, shape.snapshots, *s[1:]) for n, s in want.items()
+                 if shape.snapshots}}
+    found = {"history": history.shape, "final": final.shape,
+             **{f"param/{n}": a.shape for n, a in params.items()},
+             **{f"snap/{n}": a.shape for n, a in snaps.items()}}
+    for name in sorted(expect.keys() | found.keys()):
+        if expect.get(name) != found.get(name):
+            return f"{name} has shape {found.get(name)}, expected {expect.get(name)}"
+    return None
 
 
 def write_results(out: Path, tables: dict, weights: dict, snapshots: dict, summary: dict) -> None:
@@ -154,31 +338,62 @@ def write_results(out: Path, tables: dict, weights: dict, snapshots: dict, summa
 
 
 def load(path) -> Results:
-    """Read a finished results directory, upgraded to the current schema (upgrade.py)."""
+    """Read a finished results directory, upgraded to the current schema (upgrade.py).
+
+    A missing or damaged file is a ConfigError naming it (one line), never a traceback.
+    """
     path = Path(path)
     if not (path / "config.toml").exists():
         raise ConfigError(f"'{path}' is not a toysuper results directory (no config.toml)")
     if not (path / "summary.json").exists():
         raise ConfigError(f"results in '{path}' are incomplete (the run did not finish); "
                           f"run the experiment again with the same settings to resume it")
-    try:
-        cfg = tomllib.loads((path / "config.toml").read_text())
-        tables = {name: pd.read_parquet(path / f"{name}.parquet") for name in TABLES}
-        cfg, tables = upgrade_mod.upgrade(cfg, tables, where=path)
-        with np.load(path / "weights.npz") as z:
-            weights = {k: z[k] for k in z.files}
-        derived = {f.stem: pd.read_parquet(f) for f in sorted(path.glob("*.parquet"))
-                   if f.stem not in TABLES}
-        snapshots = {}
-        if (path / "snapshots.npz").exists():
-            with np.load(path / "snapshots.npz") as z:
-                snapshots = {k: z[k] for k in z.files}
-    except (OSError, ValueError, KeyError, tomllib.TOMLDecodeError) as e:
-        if isinstance(e, ConfigError):
-            raise
-        raise ConfigError(f"results in '{path}' are damaged ({type(e).__name__}: {e}); run the "
-                          f"experiment again with --force to rebuild them") from None
+    cfg = _read(path, "config.toml", lambda f: tomllib.loads(f.read_text()))
+    tables = {name: _read(path, f"{name}.parquet", pd.read_parquet) for name in TABLES}
+    cfg, tables = upgrade_mod.upgrade(cfg, tables, where=path)  # a newer schema is refused here
+    tables["models"] = _with_divergence(tables["models"])
+    weights = _read(path, "weights.npz", _npz)
+    derived = {f.stem: _read(path, f.name, pd.read_parquet) for f in sorted(path.glob("*.parquet"))
+               if f.stem not in TABLES}
+    snapshots = _read(path, "snapshots.npz", _npz) if (path / "snapshots.npz").exists() else {}
     return Results.of(path, cfg, tables, weights, snapshots, derived)
+
+
+def _npz(file: Path) -> dict:
+    with open(file, "rb") as fh, np.load(fh) as z:  # closed even when unreadable (_read_part)
+        return {k: z[k] for k in z.files}
+
+
+def _read(path: Path, name: str, reader):
+    """reader(path / name), or a one-line ConfigError saying which file is missing or damaged
+    and how to rebuild it: from the finished chunks when they are there, else by training."""
+    file = path / name
+    # parts/ cannot rebuild a lost config.toml: without it nothing says what the parts are
+    if name != "config.toml" and any((path / "parts").glob("chunk-*.npz")):
+        how = ("run the experiment again with the same settings: its finished chunks (parts/) "
+               "are kept and the results rebuilt from them")
+    else:
+        how = "run the experiment again with --force to rebuild them"
+    if not file.exists():
+        raise ConfigError(f"results in '{path}' are damaged: {name} is missing; {how}")
+    try:
+        return reader(file)
+    except DAMAGED as e:
+        raise ConfigError(f"results in '{path}' are damaged: {name} cannot be read "
+                          f"({type(e).__name__}: {_first_line(e)}); {how}") from None
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else "no detail"
+
+
+def _with_divergence(models: pd.DataFrame) -> pd.DataFrame:
+    """models.parquet of a run from before run.on_diverge has no `diverged` column: such a run
+    stopped at its first diverged model, so none of its stored models diverged."""
+    if "diverged" in models:
+        return models
+    return models.assign(diverged=False, diverged_step=pd.array([pd.NA] * len(models), "Int64"))
 
 
 def upgrade(path) -> int:

@@ -87,6 +87,12 @@ def labels(Ws) -> np.ndarray:
     """
     Ws = np.asarray(Ws, float)
     K, m, n = Ws.shape
+    # a diverged model (run.on_diverge = "keep") has non-finite weights: no structure to read
+    diverged = ~np.isfinite(Ws).all(axis=(1, 2))
+    if diverged.any():
+        names = labels(np.where(diverged[:, None, None], 0.0, Ws))
+        names[diverged] = "diverged"
+        return names
     if n > BATCHED_MAX_N or K == 0:
         return np.array([label(W) for W in Ws], dtype=object).reshape(K, n)
     norms = metrics.norms(Ws)

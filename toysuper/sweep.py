@@ -4,8 +4,11 @@
 
 `run` adds the results directory around that: a finished chunk is saved at once, so an
 interrupted or failing sweep resumes from where it stopped, and the tables and figures are
-written when every chunk is done. Both refuse a sweep whose figures or tables cannot be made
-(outputs.check) before training anything.
+written when every chunk is done; a lock file keeps a second run out of the directory meanwhile.
+Both refuse a sweep whose figures or tables cannot be made (outputs.check) before training
+anything. A model whose loss stops being finite is kept and marked `diverged` (run.on_diverge =
+"keep", the default: the high end of an lr sweep is expected to diverge, the rest is the result)
+or stops the run ("stop").
 """
 
 from __future__ import annotations
@@ -15,11 +18,17 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
-from toysuper import assemble, config, experiments, hosts, outputs, plan, starts, store, train
+from toysuper import assemble, config, experiments, hosts, outputs, plan, settings, starts, store, train
 from toysuper.errors import ConfigError, TrainingError
 from toysuper.results import Results
+
+
+class OutputsError(TrainingError):
+    """Training finished and the results are stored, but a derived table or figure failed on
+    the diverged models among them (code that does not yet expect a NaN model)."""
 
 
 def resolve(experiment, overrides=()) -> dict:
@@ -38,7 +47,11 @@ def _prepared(experiment, overrides):
 
 
 def train_chunks(sweep, chunks, done, progress=True, on_chunk=lambda chunk, arrays: None) -> None:
-    """Train every chunk whose `done` entry is None, filling it with the chunk's arrays."""
+    """Train every chunk whose `done` entry is None, filling it with the chunk's arrays.
+
+    A chunk holding a diverged model whose run.on_diverge is "stop" raises TrainingError before
+    it is saved; diverged models are otherwise kept as trained (marked by `assembled`).
+    """
     todo = [c for c in chunks if done[c.index] is None]
     bar = _progress(len(sweep), todo, enabled=progress)
     for c in todo:
@@ -49,7 +62,7 @@ def train_chunks(sweep, chunks, done, progress=True, on_chunk=lambda chunk, arra
         params = {name: v[:k] for name, v in t.params["params"].items()}
         snaps = {name: v[:k] for name, v in t.snapshots["params"].items()} if t.snapshots else {}
         history, final = t.history[:k], t.final[:k]
-        _check_finite(sweep, c.ids, history, final)
+        _stop_if_diverged(sweep, c.ids, diverged(params, history, final)[0])
         done[c.index] = (params, history, final, snaps)
         on_chunk(c, done[c.index])
     bar.close()
@@ -64,7 +77,7 @@ def train_sweep(experiment, overrides=(), progress=False) -> Results:
     cfg, sweep, chunks = _prepared(experiment, overrides)
     done = {c.index: None for c in chunks}
     train_chunks(sweep, chunks, done, progress)
-    tables, weights, snapshots = assemble.tables(sweep, chunks, done)
+    tables, weights, snapshots = assembled(sweep, chunks, done)
     return Results.of(None, cfg, tables, weights, snapshots)
 
 
@@ -82,22 +95,38 @@ def run(experiment, overrides=(), out=None, force=False, progress=True) -> Resul
             raise ConfigError(f"train.init_from = {source!r} is this run's own results directory; "
                               f"start from a copy, or write to another one with --out")
     t0 = time.time()
-    done = hosts.finished_chunks(out, cfg, force, chunks)
-    trained = sum(v is None for v in done.values())
+    lock = store.Lock(out)  # taken by process 0 alone, in finished_chunks, before it reads `out`
+    try:
+        done = hosts.finished_chunks(out, cfg, force, chunks, lock)
+        trained = sum(v is None for v in done.values())
 
-    def save(c, arrays):
-        if hosts.writer():
-            store.save_part(out, c.index, np.array(c.ids), *arrays)
+        def save(c, arrays):
+            if hosts.writer():
+                store.save_part(out, c.index, np.array(c.ids), *arrays)
 
-    train_chunks(sweep, chunks, done, progress, save)
-    if not hosts.writer():
-        return None
-    tables, weights, snapshots = assemble.tables(sweep, chunks, done)
-    store.write_results(out, tables, weights, snapshots, {
-        "models": len(sweep), "chunks": len(chunks), "trained_chunks": trained,
-        "seconds": round(time.time() - t0, 2)})
-    res = store.load(out)  # figures read what was stored, exactly as `toysuper plot` will
-    outputs.make(res)
+        train_chunks(sweep, chunks, done, progress, save)
+        if not hosts.writer():
+            hosts.written()
+            return None
+        tables, weights, snapshots = assembled(sweep, chunks, done)
+        store.write_results(out, tables, weights, snapshots, {
+            "models": len(sweep), "chunks": len(chunks), "trained_chunks": trained,
+            "diverged": int(tables["models"]["diverged"].sum()),
+            "seconds": round(time.time() - t0, 2)})
+        res = store.load(out)  # figures read what was stored, exactly as `toysuper plot` will
+        try:
+            outputs.make(res)
+        except Exception as e:
+            if not res.models["diverged"].any():
+                raise
+            hosts.written()
+            raise OutputsError(
+                f"the results are stored in '{out}', but its derived tables and figures could "
+                f"not be made with diverged models among them ({type(e).__name__}: "
+                f"{str(e).strip()[:300]}); {diverged_report(res)}") from e
+        hosts.written()
+    finally:
+        lock.release()
     return res
 
 
@@ -106,7 +135,7 @@ def describe_plan(experiment, overrides=(), out=None, probe=True) -> str:
     cfg, sweep, chunks = _prepared(experiment, overrides)
     out = Path(out) if out is not None else Path("results") / cfg["name"]
     differ = store.differences(out, cfg)
-    done = sum(store.finished(out, c.index, np.array(c.ids)) for c in chunks) \
+    done = sum(store.finished(out, c.index, np.array(c.ids), c.shape) for c in chunks) \
         if (out / "config.toml").exists() and not differ else 0
     lines = plan.describe(cfg, sweep, chunks, done, probe)
     if differ:
@@ -117,14 +146,95 @@ def describe_plan(experiment, overrides=(), out=None, probe=True) -> str:
     return "\n".join(lines)
 
 
-def _check_finite(sweep, ids, history, final):
-    bad = [i for i, (h, f) in zip(ids, zip(history, final)) if not (np.isfinite(h).all() and np.isfinite(f))]
-    if bad:
-        s = sweep[bad[0]]
+def diverged(params: dict, history, final, log_every: int = 1):
+    """(bool[k]: which of a chunk's k models diverged, int[k]: the step by which each did, 0 if not).
+
+    A model diverged when its training loss, final loss or any parameter is not finite. Its
+    step is the end of the first logged interval (log_every steps) whose mean training loss is
+    not finite, else the last step (the final update or evaluation overflowed).
+    """
+    history, final = np.asarray(history), np.asarray(final)
+    finite = np.isfinite(history)
+    bad = ~finite.all(axis=1) | ~np.isfinite(final)
+    for v in params.values():
+        bad |= ~np.isfinite(np.asarray(v)).reshape(len(final), -1).all(axis=1)
+    first = np.where(finite.all(axis=1), history.shape[1], np.argmin(finite, axis=1) + 1)
+    return bad, np.where(bad, first * log_every, 0)
+
+
+def assembled(sweep, chunks, done) -> tuple[dict, dict, dict]:
+    """assemble.tables, with each diverged model marked in the models table (`diverged`,
+    `diverged_step`) and its non-finite numbers stored as NaN.
+
+    A diverged model's weights are NaN as a whole: half-overflowed weights would give its
+    derived numbers (norms, D*, structures) spurious finite values. Its snapshots from before
+    the divergence are finite and kept.
+    """
+    flags = np.zeros(len(sweep), bool)
+    steps = pd.array([pd.NA] * len(sweep), "Int64")
+    marked = {}
+    for c in chunks:
+        params, history, final, snaps = done[c.index]
+        bad, at = diverged(params, history, final, c.shape.log_every)
+        ids = np.array(c.ids)
+        flags[ids[bad]] = True
+        steps[ids[bad]] = at[bad]
+        params = {k: _nan_rows(v, bad) for k, v in params.items()}
+        history = np.where(np.isfinite(history), history, np.nan).astype(history.dtype)
+        final = _nan_rows(final, bad)
+        if snaps:  # a snapshot with any non-finite parameter is NaN in every parameter
+            shot_bad = np.zeros(next(iter(snaps.values())).shape[:2], bool)
+            for v in snaps.values():
+                shot_bad |= ~np.isfinite(v).reshape(*shot_bad.shape, -1).all(axis=2)
+            snaps = {k: _nan_rows(v, shot_bad) for k, v in snaps.items()}
+        marked[c.index] = params, history, final, snaps
+    tables, weights, snapshots = assemble.tables(sweep, chunks, marked)
+    models = tables["models"].assign(diverged=flags, diverged_step=steps)
+    models.loc[flags, "train_loss"] = np.nan
+    tables["models"] = models
+    # NaN weights give NaN norms, but a dimensionality of 0 (metrics: "not learned")
+    features = tables["features"]
+    features.loc[flags[features["model"].to_numpy()], list(FEATURE_NUMBERS)] = np.nan
+    return tables, weights, snapshots
+
+
+# features-table columns computed from a model's weights
+FEATURE_NUMBERS = ("norm", "superposition", "dimensionality", "bias")
+
+
+def _nan_rows(a, rows):
+    a = np.array(a, copy=True)
+    a[rows] = np.nan
+    return a
+
+
+def diverged_report(res, most: int = 10) -> str:
+    """One line naming the diverged models of `res` by their swept settings, or ""."""
+    models = res.models[res.models["diverged"]]
+    if models.empty:
+        return ""
+    swept = [c for c in res.models.columns
+             if c in {"case", *(settings.column(k) for k in res.config.get("sweep", {}))}]
+    named = [f"model {r.model} (" + ", ".join(f"{c}={_shown(getattr(r, c))}" for c in swept)
+             + f"; by step {r.diverged_step})" for r in models.head(most).itertuples()]
+    more = f" and {len(models) - most} more" if len(models) > most else ""
+    return (f"{len(models)} of {len(res.models)} models diverged (non-finite loss), kept with "
+            f"loss NaN and diverged = True in models.parquet: {'; '.join(named)}{more}")
+
+
+def _shown(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _stop_if_diverged(sweep, ids, bad):
+    stop = [i for i, b in zip(ids, bad) if b and sweep[i]["run.on_diverge"] == "stop"]
+    if stop:
+        s = sweep[stop[0]]
         shown = ", ".join(f"{k}={v}" for k, v in s.items() if not k.startswith("run."))
-        raise TrainingError(f"model {bad[0]} diverged (non-finite loss) with {shown}; "
-                            f"{len(bad)} model(s) of this chunk diverged. Finished chunks are kept; "
-                            f"lower train.lr and run again with --force")
+        raise TrainingError(f"model {stop[0]} diverged (non-finite loss) with {shown}; "
+                            f"{int(np.sum(bad))} model(s) of this chunk diverged. Finished chunks "
+                            f"are kept; lower train.lr and run again with --force, or set "
+                            f"run.on_diverge = 'keep' to record diverged models and go on")
 
 
 def _progress(n_models, todo, enabled):
@@ -133,4 +243,5 @@ def _progress(n_models, todo, enabled):
                 disable=not enabled or total == 0, file=sys.stderr, dynamic_ncols=True)
 
 
-__all__ = ["ConfigError", "TrainingError", "describe_plan", "resolve", "run", "train_sweep"]
+__all__ = ["ConfigError", "OutputsError", "TrainingError", "describe_plan", "diverged_report",
+           "resolve", "run", "train_sweep"]
