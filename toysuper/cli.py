@@ -1,4 +1,4 @@
-"""The `toysuper` command: run, plot, list. Parses arguments and calls the library."""
+"""The `toysuper` command: run, plot, upgrade, list, report. Parses arguments and calls the library."""
 
 from __future__ import annotations
 
@@ -35,6 +35,14 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("list", help="list the experiments with one-line descriptions")
     p.add_argument("folder", nargs="?", help="folder of experiment files (default: experiments/)")
+
+    p = sub.add_parser("report", help="write a static HTML site of a folder of results "
+                                        "(opens offline from file://)")
+    p.add_argument("results", nargs="?", default="results",
+                   help="a folder of results directories, or one (default: results/)")
+    p.add_argument("--out", default="report",
+                   help="folder for the site, replaced whole if it holds an earlier report "
+                        "(default: report/)")
 
     args = parser.parse_args(argv)
     # imported after parsing, so that --help answers without starting JAX
@@ -133,7 +141,17 @@ def _list(args) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "plot": _plot, "upgrade": _upgrade, "list": _list}
+def _report(args) -> int:
+    from toysuper import report
+
+    index, skipped = report.build(args.results, args.out)
+    for line in skipped:  # listed on the index too
+        print(f"toysuper: left out {line}", file=sys.stderr)
+    print(f"report -> {index}")
+    return 0
+
+
+COMMANDS = {"run": _run, "plot": _plot, "upgrade": _upgrade, "list": _list, "report": _report}
 
 if __name__ == "__main__":
     sys.exit(main())
