@@ -1,10 +1,12 @@
 """`toysuper report`: the site it writes, opened from file:// in a real headless browser
 (Debian's chromium, driven by selenium through its chromedriver), and its one-line errors.
 
-The browser must start: CI installs it (.ci/run), so a missing one fails these tests rather
-than skipping them.
+CI installs the browser and sets TOYSUPER_BROWSER=required (.ci/run), so there a missing one
+fails these tests; elsewhere (a fresh machine running the README's test command) they skip and
+say what to install.
 """
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -48,6 +50,8 @@ def browser():
     from selenium.webdriver.chrome.service import Service
 
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing and os.environ.get("TOYSUPER_BROWSER") != "required":
+        pytest.skip(f"{', '.join(missing)} missing: apt-get install chromium chromium-driver")
     assert not missing, (f"{', '.join(missing)} missing: apt-get install chromium chromium-driver "
                          f"(.ci/run does)")
     options = webdriver.ChromeOptions()
