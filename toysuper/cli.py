@@ -24,6 +24,8 @@ def main(argv=None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--plan", action="store_true",
                    help="train nothing: print models, chunks, estimated memory and time")
+    p.add_argument("--no-probe", action="store_true",
+                   help="with --plan: skip the timing probe (compiles and runs one segment)")
 
     p = sub.add_parser("plot", help="redraw the figures of a results directory without training")
     p.add_argument("results", help="a results directory written by `toysuper run`")
@@ -67,7 +69,8 @@ def _run(args) -> int:
     from toysuper.errors import TrainingError
 
     if args.plan:
-        print(sweep.describe_plan(args.experiment, args.overrides, out=args.out))
+        print(sweep.describe_plan(args.experiment, args.overrides, out=args.out,
+                                  probe=not args.no_probe))
         return 0
     try:
         res = sweep.run(args.experiment, args.overrides, out=args.out, force=args.force,

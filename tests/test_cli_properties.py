@@ -1,0 +1,75 @@
+"""Any experiment file and any --set value ends in a plan or a one-line error (exit 2), never a
+traceback: a property test over random TOML documents and overrides (hypothesis)."""
+
+import string
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from toysuper import cli
+from toysuper import settings as table
+
+KEYS = [s.key for s in table.TABLE] + ["data.importance[0]", "data.density[-1]", "model.width",
+                                       "train.nope", "sweep.x"]
+SCALARS = st.one_of(st.integers(-3, 10 ** 4), st.floats(-10, 10 ** 3, allow_nan=False),
+                    st.booleans(), st.text(string.ascii_letters + "._-/ ", max_size=12))
+VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=4),
+                   st.fixed_dictionaries({"decay": st.floats(-1, 2, allow_nan=False)}),
+                   st.fixed_dictionaries({"range": st.integers(-2, 5)}),
+                   st.fixed_dictionaries({"logspace": st.lists(st.floats(-1, 2), max_size=3),
+                                          "num": st.integers(-1, 5)}))
+
+
+def _toml(v) -> str:
+    """A value as TOML: strings quoted, lists and inline tables written out."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items()) + "}"
+    return repr(v)
+
+
+@st.composite
+def documents(draw):
+    """An experiment file: sections of known and unknown keys with any values, or plain text."""
+    if draw(st.booleans()) and draw(st.booleans()):
+        return draw(st.text(max_size=60))  # usually not TOML at all
+    chosen = draw(st.dictionaries(st.sampled_from(KEYS), VALUES, max_size=5))
+    sections: dict = {}
+    for key, value in chosen.items():
+        section, name = key.split(".", 1)
+        if draw(st.booleans()):  # the same key as a sweep axis
+            section, name = "sweep", key
+        sections.setdefault(section, {})[name] = value
+    lines = [f"name = {_toml(draw(st.sampled_from(['p', 'x y', ''])))}"]
+    for section, items in sections.items():
+        lines.append(f"[{section}]")
+        lines += [f'"{k}" = {_toml(v)}' if "[" in k or "." in k else f"{k} = {_toml(v)}"
+                  for k, v in items.items()]
+    return "\n".join(lines) + "\n"
+
+
+OVERRIDES = st.lists(st.builds(lambda k, v: f"{k}={v}", st.sampled_from(KEYS + ["", "x", "train"]),
+                               st.one_of(st.text(max_size=8), SCALARS.map(str))), max_size=2)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(documents(), OVERRIDES)
+def test_any_experiment_file_ends_in_a_plan_or_one_line_error(tmp_path, capsys, text, overrides):
+    path = tmp_path / "random.toml"
+    path.write_text(text)
+    args = ["run", str(path), "--plan", "--no-probe", "--out", str(tmp_path / "out")]
+    for o in overrides:
+        args += ["--set", o]
+    code = cli.main(args)  # an exception escaping here is the traceback this test forbids
+    out, err = capsys.readouterr()
+    event(f"exit {code}")
+    if code == 0:
+        assert "models in" in out and err == ""
+    else:
+        assert code == 2 and err.startswith("toysuper: error: ")
+        assert err.count("\n") == 1, err
