@@ -67,7 +67,7 @@ def test_four_devices_give_the_results_of_one(tmp_path):
 
 def test_a_run_killed_part_way_resumes_to_the_uninterrupted_result(tmp_path):
     # 2 chunks of 8 models, each long enough to catch the run between them
-    exp = write(tmp_path, steps=3000, chunk=8)
+    exp = write(tmp_path, steps=6000, chunk=8)
     out = tmp_path / "killed"
     cmd, env = toysuper_cmd("run", exp, "--out", out, "--quiet", devices=1)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
