@@ -36,7 +36,7 @@ def check(sweep: list[dict]) -> None:
     """Refuse, before training, a sweep whose warm starts cannot be made."""
     for s in sweep:
         source = s[KEY]
-        if source not in ("random", "construction") and not _candidates(source, _geometry(s)):
+        if source not in settings.INIT_SOURCES and not _candidates(source, _geometry(s)):
             shown = ", ".join(f"{k} = {s[k]!r}" for k in ("model.kind", "model.n_features",
                                                           "model.n_hidden"))
             raise ConfigError(f"{KEY} = {source!r} holds no kept model with {shown}, so it "

@@ -90,7 +90,7 @@ def run(experiment, overrides=(), out=None, force=False, progress=True) -> Resul
     """
     cfg, sweep, chunks = _prepared(experiment, overrides)
     out = Path(out) if out is not None else Path("results") / cfg["name"]
-    for source in {s["train.init_from"] for s in sweep} - {"random", "construction"}:
+    for source in {s["train.init_from"] for s in sweep} - set(settings.INIT_SOURCES):
         if Path(source).resolve() == out.resolve():
             raise ConfigError(f"train.init_from = {source!r} is this run's own results directory; "
                               f"start from a copy, or write to another one with --out")
