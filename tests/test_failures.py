@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -219,6 +220,8 @@ def test_results_without_divergence_columns_read_as_none_diverged(finished):
     out, _ = finished
     models = pd.read_parquet(out / "models.parquet").drop(columns=["diverged", "diverged_step"])
     models.to_parquet(out / "models.parquet")
+    config = out / "config.toml"  # written before run.on_diverge: results schema 3
+    config.write_text(re.sub(r"(?m)^schema = \d+$", "schema = 3", config.read_text()))
     res = toysuper.load(out)
     assert not res.models["diverged"].any() and res.models["diverged_step"].isna().all()
 

@@ -351,7 +351,6 @@ def load(path) -> Results:
     cfg = _read(path, "config.toml", lambda f: tomllib.loads(f.read_text()))
     tables = {name: _read(path, f"{name}.parquet", pd.read_parquet) for name in TABLES}
     cfg, tables = upgrade_mod.upgrade(cfg, tables, where=path)  # a newer schema is refused here
-    tables["models"] = _with_divergence(tables["models"])
     weights = _read(path, "weights.npz", _npz)
     derived = {f.stem: _read(path, f.name, pd.read_parquet) for f in sorted(path.glob("*.parquet"))
                if f.stem not in TABLES}
@@ -386,14 +385,6 @@ def _read(path: Path, name: str, reader):
 def _first_line(e: Exception) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else "no detail"
-
-
-def _with_divergence(models: pd.DataFrame) -> pd.DataFrame:
-    """models.parquet of a run from before run.on_diverge has no `diverged` column: such a run
-    stopped at its first diverged model, so none of its stored models diverged."""
-    if "diverged" in models:
-        return models
-    return models.assign(diverged=False, diverged_step=pd.array([pd.NA] * len(models), "Int64"))
 
 
 def upgrade(path) -> int:

@@ -8,6 +8,8 @@ package only ever sees current results; `toysuper upgrade DIR` writes the upgrad
           (settings.Setting.old), in the config and as models-table columns; structure labels
           leave features.parquet for the derived table `structures` (recomputed from weights).
   2 -> 3  the same for settings added since (train.init_from, train.init_noise).
+  3 -> 4  models.parquet gains `diverged` (False) and `diverged_step` (missing): such a run
+          stopped at its first diverged model (run.on_diverge came later), so none diverged.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from __future__ import annotations
 import copy
 from importlib import metadata
 
+import pandas as pd
+
 from toysuper import settings
 from toysuper.errors import ConfigError
 
-SCHEMA = 3
+SCHEMA = 4
 try:
     VERSION = metadata.version("toysuper")  # recorded beside the schema, for people
 except metadata.PackageNotFoundError:  # a source tree that was not installed
@@ -46,7 +50,14 @@ def _to_2(cfg: dict, tables: dict) -> None:
         tables["features"] = tables["features"].drop(columns="structure")
 
 
-STEPS = {1: _to_2, 2: _settings}  # schema k -> the step that makes it k + 1
+def _divergence(cfg: dict, tables: dict) -> None:
+    models = tables.get("models")
+    if models is not None and "diverged" not in models:
+        tables["models"] = models.assign(
+            diverged=False, diverged_step=pd.array([pd.NA] * len(models), "Int64"))
+
+
+STEPS = {1: _to_2, 2: _settings, 3: _divergence}  # schema k -> the step that makes it k + 1
 
 
 def upgrade(cfg: dict, tables: dict | None = None, where="results") -> tuple[dict, dict]:
