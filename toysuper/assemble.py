@@ -51,7 +51,7 @@ def tables(sweep: list[dict], chunks, done) -> tuple[dict, dict, dict]:
     rows = [{"model": i, **{settings.column(k): v for k, v in s.items() if not k.startswith("run.")}}
             for i, s in enumerate(sweep)]
     model_table = pd.DataFrame.from_records(rows).assign(**stats)
-    out = {"models": _tidy(model_table),
+    out = {"models": tidy(model_table),
            "features": _by_model(feature_frames), "history": _by_model(history_frames)}
     has_snapshots = any(len(p) > 1 for _, p in snapshots)
     return (out, stack_padded(len(sweep), weights),
@@ -64,7 +64,7 @@ def _by_model(frames) -> pd.DataFrame:
     return df.sort_values("model", kind="stable", ignore_index=True)
 
 
-def _tidy(df: pd.DataFrame) -> pd.DataFrame:
+def tidy(df: pd.DataFrame) -> pd.DataFrame:
     """Columns of lists or tables (a vector of importances, {decay = 0.7}) become JSON text."""
     for col in df.columns:
         if df[col].map(lambda v: isinstance(v, (list, dict))).any():

@@ -88,8 +88,15 @@ def _run(args) -> int:
     if res is None:  # a multi-host run's other processes: process 0 writes and reports
         print(f"process {hosts.index()} of {hosts.count()}: done; process 0 wrote the results")
         return 0
-    from toysuper import optima, tables
+    from toysuper import optima, sae_sweep, tables
+    from toysuper.results import SaeResults
 
+    if isinstance(res, SaeResults):
+        print(f"{len(res.saes)} SAEs -> {res.path}")
+        print(sae_sweep.summary(res))
+        for png in sorted((res.path / "figures").glob("*.png")):
+            print(f"  {png}")
+        return 0
     print(f"{len(res.models)} models -> {res.path}")
     if report := sweep.diverged_report(res):
         print(report)
@@ -100,7 +107,7 @@ def _run(args) -> int:
 
 
 def _plot(args) -> int:
-    from toysuper import config, figures, outputs, store
+    from toysuper import config, figures, outputs, settings, sources, store
     from toysuper.errors import ConfigError
 
     res = store.load(args.results)
@@ -108,7 +115,10 @@ def _plot(args) -> int:
     for name in names or []:
         if name not in figures.FIGURES:
             raise ConfigError(f"--figure {name!r} is not one of: {', '.join(figures.FIGURES)}")
-    outputs.check(res.config, config.expand(res.config))
+    sweep = config.expand(res.config)
+    if settings.family(res.config) == "saes":
+        sweep = [sources.filled(s) for s in sweep]
+    outputs.check(res.config, sweep)
     # tables are computed afresh: their rules may have changed since the run
     for path in outputs.make(res, names):
         print(path)

@@ -25,7 +25,7 @@ from toysuper.settings import feature_vectors
 # traps: why the stored results of this experiment are known to hold trapped models or local
 # minima (tests/test_committed_results.py accepts them only when this says why)
 TOP_LEVEL = {"name", "description", "figures", "tables", "traps"}
-SECTIONS = settings.SECTIONS
+SECTIONS = settings.SECTIONS  # of a toy-model experiment; an SAE experiment's: settings.sections("saes")
 AXIS_FORMS = ("list", "logspace", "linspace", "range")
 # [sweep] cases = [{...}, {...}]: an axis whose values each set several keys together
 CASES = "cases"
@@ -50,29 +50,32 @@ def load(path, overrides=()) -> dict:
 
 def resolve(raw: dict, overrides=()) -> dict:
     """Merge `raw` over the defaults, apply overrides, validate; returns a full nested config."""
-    cfg = settings.defaults()
+    family = settings.family(raw)
+    sections = settings.sections(family)
+    cfg = settings.defaults(family)
     cfg.update({"name": "experiment", "description": "", "figures": [], "tables": [], "traps": "",
                 "sweep": {}})
     for key, value in raw.items():
-        if key in SECTIONS:
+        if key in sections:
             if not isinstance(value, dict):
                 raise ConfigError(f"[{key}] must be a table of settings, got {value!r}")
             for k, v in value.items():
                 _set(cfg, f"{key}.{k}", v)
         elif key == "sweep":
-            cfg["sweep"] = _flatten_sweep(value)
+            cfg["sweep"] = _flatten_sweep(value, family)
         elif key in TOP_LEVEL:
             cfg[key] = value
         else:
             raise ConfigError(
                 f"unknown key '{key}'; the file may hold {', '.join(sorted(TOP_LEVEL))} "
-                f"and the sections {', '.join(SECTIONS + ('sweep',))}")
+                f"and the sections {', '.join(sections + ('sweep',))}"
+                + ("" if family == "saes" else " (an SAE experiment has [source], [sae], ...)"))
     for item in overrides:
         key, value = parse_override(item)
         if key == f"sweep.{CASES}":
-            cfg["sweep"][CASES] = _flatten_cases(value)
+            cfg["sweep"][CASES] = _flatten_cases(value, family)
         elif key.startswith("sweep."):
-            cfg["sweep"][_check_key(key[len("sweep."):])] = value
+            cfg["sweep"][_check_key(key[len("sweep."):], family)] = value
         elif key in TOP_LEVEL:
             cfg[key] = value
         else:
@@ -98,28 +101,28 @@ _check_key = settings.check_key
 
 
 def _set(cfg: dict, key: str, value) -> None:
-    _check_key(key)
+    _check_key(key, settings.family(cfg))
     section, name = key.split(".", 1)
     cfg[section][name] = value
 
 
-def _flatten_sweep(table: dict) -> dict:
+def _flatten_sweep(table: dict, family: str = "toys") -> dict:
     """Accept both `"data.density" = [...]` and TOML's nested `data.density = [...]`."""
     if not isinstance(table, dict):
         raise ConfigError(f"[sweep] must be a table of axes, got {table!r}")
     axes = {}
     for key, value in table.items():
         if key == CASES:
-            axes[CASES] = _flatten_cases(value)
-        elif key in SECTIONS and isinstance(value, dict) and not _is_axis_spec(value):
+            axes[CASES] = _flatten_cases(value, family)
+        elif key in settings.sections(family) and isinstance(value, dict) and not _is_axis_spec(value):
             for k, v in value.items():
-                axes[_check_key(f"{key}.{k}")] = v
+                axes[_check_key(f"{key}.{k}", family)] = v
         else:
-            axes[_check_key(key)] = value
+            axes[_check_key(key, family)] = value
     return axes
 
 
-def _flatten_cases(cases) -> list[dict]:
+def _flatten_cases(cases, family: str = "toys") -> list[dict]:
     """`cases = [{"data.correlated" = [[0, 1]]}, {data = {anticorrelated = [[0, 1]]}}]` -> flat dicts."""
     if not (isinstance(cases, list) and cases and all(isinstance(c, dict) for c in cases)):
         raise ConfigError(f"sweep axis 'cases' = {cases!r} must be a non-empty list of tables of "
@@ -128,10 +131,10 @@ def _flatten_cases(cases) -> list[dict]:
     for case in cases:
         out = {}
         for key, value in case.items():
-            if key in SECTIONS and isinstance(value, dict):
-                out.update({_check_key(f"{key}.{k}"): v for k, v in value.items()})
+            if key in settings.sections(family) and isinstance(value, dict):
+                out.update({_check_key(f"{key}.{k}", family): v for k, v in value.items()})
             else:
-                out[_check_key(key)] = value
+                out[_check_key(key, family)] = value
         flat.append(out)
     return flat
 
@@ -230,11 +233,15 @@ def validate(cfg: dict) -> None:
         for le in log_every:
             if s % le:
                 raise ConfigError(f"train.steps = {s} must be a multiple of train.log_every = {le}")
+            if settings.family(cfg) == "saes":
+                continue
             for k in _fixed_or_axis(cfg, "train.snapshots"):
                 if k > s // le:
                     raise ConfigError(f"train.snapshots = {k}: snapshots are taken every "
                                       f"train.log_every = {le} steps, so at most {s // le} fit in "
                                       f"train.steps = {s}")
+    if settings.family(cfg) == "saes":
+        return _check_saes(cfg)
     for kind, law in itertools.product(_fixed_or_axis(cfg, "model.kind"), _fixed_or_axis(cfg, "data.law")):
         if kind == "abs" and law != "signed":
             raise ConfigError(f"model.kind = 'abs' computes |x|, which is x itself for data.law = "
@@ -273,9 +280,51 @@ def _check_sets(cfg):
                                       f"time, so their densities must sum to at most 1")
 
 
+def _check_saes(cfg):
+    """Rules across an SAE experiment's settings, checked on every SAE of the sweep."""
+    for one in expand(cfg):
+        kind, k, d = one["sae.kind"], one["sae.k"], one["sae.width"]
+        if kind in ("topk", "batchtopk") and k > d:
+            raise ConfigError(f"sae.k = {k} is more than sae.width = {d} latents ({kind} keeps the "
+                              f"k largest of them)")
+        if one["source.kind"] == "model":
+            if not one["source.results"]:
+                raise ConfigError("source.kind = 'model' needs source.results, the results "
+                                  "directory of the toy models whose hidden states to read")
+            continue  # the stored model brings its own features and law (sources.py)
+        p = settings.feature_vector("data.density", one["data.density"], one["source.n_features"])
+        for key, value in one.items():
+            if m := settings.FEATURE_KEY.match(key):
+                p[int(m.group(2))] = float(value)
+        sets = one["data.correlated"] + one["data.anticorrelated"]
+        in_sets = {i for g in sets for i in g}
+        for group in one["data.hierarchy"]:
+            parent, children = group[0], group[1:]
+            if in_sets & set(group):
+                raise ConfigError(f"data.hierarchy group {group} shares feature(s) "
+                                  f"{sorted(in_sets & set(group))} with a correlated or "
+                                  f"anticorrelated set; a feature may be in one of them only")
+            for c in children:
+                if p[c] > p[parent] + 1e-12:
+                    raise ConfigError(f"data.hierarchy {group}: child {c} has density {p[c]:g} "
+                                      f"above its parent {parent}'s {p[parent]:g}; a child fires "
+                                      f"only with its parent, so its density must be at most the "
+                                      f"parent's")
+        members = [i for g in sets for i in g]
+        if len(members) != len(set(members)):
+            raise ConfigError(f"feature(s) {sorted({i for i in members if members.count(i) > 1})} "
+                              f"belong to more than one set of data.correlated and "
+                              f"data.anticorrelated")
+        for g in one["data.anticorrelated"]:
+            if p[g].sum() > 1 + 1e-9:
+                raise ConfigError(f"data.anticorrelated set {g} has densities summing to "
+                                  f"{p[g].sum():.3g} > 1; at most one member is active at a "
+                                  f"time, so their densities must sum to at most 1")
+
+
 def _fixed(cfg) -> dict:
     """The fixed (not swept) settings as flat dotted names."""
-    return {f"{s}.{k}": v for s in SECTIONS for k, v in cfg[s].items()}
+    return {f"{s}.{k}": v for s in settings.sections(settings.family(cfg)) for k, v in cfg[s].items()}
 
 
 def _fixed_or_axis(cfg, key):
@@ -293,7 +342,7 @@ def to_toml(cfg: dict) -> str:
     for key in ("name", "description", "traps", "figures", "tables", "schema", "version"):
         if key in cfg:
             lines.append(f"{key} = {_toml_value(cfg[key])}")
-    for section in SECTIONS:
+    for section in settings.sections(settings.family(cfg)):
         lines.append(f"\n[{section}]")
         lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in cfg[section].items()]
     lines.append("\n[sweep]")

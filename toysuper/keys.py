@@ -41,3 +41,10 @@ def eval_keys(salts) -> np.ndarray:
     """
     make = jax.vmap(lambda h: jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(0), h), _EVAL_TAG))
     return np.asarray(make(jnp.asarray(salts, jnp.uint32)))
+
+
+def salt_of(s: dict, prefixes: tuple = ("source.", "data.", "sae.")) -> int:
+    """A stable 32-bit hash of an SAE's settings under `prefixes` (the source, [data] and [sae]
+    by default; train and run settings never salt, as for toy models)."""
+    own = {k: v for k, v in s.items() if k.startswith(prefixes)}
+    return zlib.crc32(json.dumps(own, sort_keys=True).encode())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from toysuper import figures, needs, store, tables
+from toysuper import figures, needs, settings, store, tables
 from toysuper.errors import ConfigError
 
 
@@ -31,7 +31,8 @@ ALWAYS = ("optima", "neighbours")
 
 def table_names(cfg: dict, figure_list=None) -> list[str]:
     """The tables every run makes, the experiment's own and those its figures read, each once."""
-    own = list(ALWAYS) + _known(cfg, "tables", tables.DERIVED)
+    always = ALWAYS if settings.family(cfg) == "toys" else ()  # SAEs: sae_sweep's own tables
+    own = list(always) + _known(cfg, "tables", tables.DERIVED)
     used = [t for f in (figure_names(cfg) if figure_list is None else figure_list)
             for t in figures.FIGURES[f].tables]
     return list(dict.fromkeys(own + used))

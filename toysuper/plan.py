@@ -26,22 +26,24 @@ class Chunk:
     width: int      # padded size of the model axis
 
 
-def chunks(settings: list[dict], chunk_size: int, memory_gb: float = math.inf) -> list[Chunk]:
+def chunks(settings: list[dict], chunk_size: int, memory_gb: float = math.inf, lab=train) -> list[Chunk]:
     """Group models by Shape (in order of first appearance) and cut groups into chunks.
 
     A chunk holds at most `chunk_size` models (rounded up to whole groups) and fits in
-    `memory_gb` per device by `train.memory`'s estimate.
+    `memory_gb` per device by `lab.memory`'s estimate. `lab` is the module that trains them:
+    train (toy models) or sae_train (SAEs), each with Shape, width_quantum, memory, group_size,
+    inputs, programs and initial.
     """
-    groups: dict[train.Shape, list[int]] = {}
+    groups: dict = {}
     for i, s in enumerate(settings):
-        groups.setdefault(train.Shape.of(s), []).append(i)
+        groups.setdefault(lab.Shape.of(s), []).append(i)
     out = []
     for shape, ids in groups.items():
-        q = train.width_quantum(shape)
+        q = lab.width_quantum(shape)
         width = _round_up(min(len(ids), _round_up(chunk_size, q)), q)
-        fits = _fits(shape, memory_gb)
+        fits = _fits(shape, memory_gb, lab)
         if fits < q:
-            per_model, in_flight = train.memory(shape)
+            per_model, in_flight = lab.memory(shape)
             need = (in_flight + per_model * q // len(jax.devices())) / 2**30
             raise ConfigError(
                 f"run.memory_gb = {memory_gb} is too small for {shape.kind} models of "
@@ -53,7 +55,7 @@ def chunks(settings: list[dict], chunk_size: int, memory_gb: float = math.inf) -
     return out
 
 
-def _fits(shape: train.Shape, memory_gb: float) -> int:
+def _fits(shape, memory_gb: float, lab=train) -> int:
     """The most models of `shape` whose chunk fits in memory_gb per device (CPU devices share
     the host's memory, so there memory_gb is shared among them)."""
     if math.isinf(memory_gb):
@@ -61,7 +63,7 @@ def _fits(shape: train.Shape, memory_gb: float) -> int:
     devices = jax.devices()
     if devices[0].platform == "cpu":
         memory_gb /= len(devices)
-    per_model, in_flight = train.memory(shape)
+    per_model, in_flight = lab.memory(shape)
     return max(0, int((memory_gb * 2**30 - in_flight) // per_model)) * len(devices)
 
 
@@ -69,16 +71,8 @@ def _round_up(k: int, q: int) -> int:
     return math.ceil(k / q) * q
 
 
-def host_bytes(shape: train.Shape, models: int) -> int:
-    """Host memory a sweep's results take, mostly tables: the expanded settings (Python dicts),
-    table rows (features, loss history) and weights, twice over while tables are concatenated;
-    calibrated on a million n=2 models (estimate 3.9 GB, measured peak 4.3 GB)."""
-    P = train.n_params(shape)
-    return 2 * models * (1500 + 150 * shape.n + 60 * (shape.steps // shape.log_every)
-                         + 8 * P * (1 + shape.snapshots))
-
-
-def describe(cfg: dict, settings: list[dict], plan: list[Chunk], done: int, probe=True) -> list[str]:
+def describe(cfg: dict, settings: list[dict], plan: list[Chunk], done: int, probe=True,
+             lab=train) -> list[str]:
     """Lines saying what training `plan` takes: models, chunks, memory, and a probed time.
 
     The time comes from a probe: each Shape's segment program is compiled and one segment of
@@ -91,20 +85,20 @@ def describe(cfg: dict, settings: list[dict], plan: list[Chunk], done: int, prob
     total_s, host = 0.0, 0
     for shape in dict.fromkeys(c.shape for c in plan):
         mine = [c for c in plan if c.shape == shape]
-        per_model, in_flight = train.memory(shape)
+        per_model, in_flight = lab.memory(shape)
         width = max(c.width for c in mine)
         device_gb = (in_flight + per_model * width / len(devices)) / 2**30
         models = sum(len(c.ids) for c in mine)
-        host += host_bytes(shape, models)
+        host += lab.host_bytes(shape, models)
         lines.append(f"  {shape.kind} n={shape.n} m={shape.m} batch={shape.batch} "
                      f"steps={shape.steps}: {models} models, {len(mine)} chunk(s) of up to "
-                     f"{width} (groups of {train.group_size(shape)} per device), "
+                     f"{width} (groups of {lab.group_size(shape)} per device), "
                      f"~{device_gb * 1024:.0f} MB per device")
         if probe:
-            seconds, compile_s = _probe(settings, mine[0], shape)
-            quanta = sum(c.width for c in mine) / train.width_quantum(shape)
+            seconds, compile_s = _probe(settings, mine[0], shape, lab)
+            quanta = sum(c.width for c in mine) / lab.width_quantum(shape)
             total_s += compile_s + quanta * seconds * shape.steps / shape.log_every
-            lines.append(f"    probe: {train.width_quantum(shape)} models x {shape.log_every} "
+            lines.append(f"    probe: {lab.width_quantum(shape)} models x {shape.log_every} "
                          f"steps in {seconds:.3f} s (compiled in {compile_s:.1f} s)")
     lines.append(f"  host memory peak, mostly result tables: ~{host / 2**20:.0f} MB")
     if probe:
@@ -114,13 +108,13 @@ def describe(cfg: dict, settings: list[dict], plan: list[Chunk], done: int, prob
     return lines
 
 
-def _probe(settings, chunk: Chunk, shape) -> tuple[float, float]:
+def _probe(settings, chunk: Chunk, shape, lab=train) -> tuple[float, float]:
     """(seconds per segment of one width quantum, seconds to compile) for `shape`."""
-    q = train.width_quantum(shape)
-    hp = train.place(train.inputs([settings[i] for i in chunk.ids[:q]], q))
-    prog = train.programs(shape)
+    q = lab.width_quantum(shape)
+    hp = train.place(lab.inputs([settings[i] for i in chunk.ids[:q]], q))
+    prog = lab.programs(shape)
     t0 = time.perf_counter()
-    state, loss = prog.segment(train.initial(shape, hp), hp, 0)
+    state, loss = prog.segment(lab.initial(shape, hp), hp, 0)
     jax.block_until_ready(loss)
     first = time.perf_counter() - t0
     t0 = time.perf_counter()

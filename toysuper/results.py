@@ -70,3 +70,35 @@ class Results:
     def W(self, model: int) -> np.ndarray:
         """The model's m x n embedding (W, or W1 of the computation model)."""
         return models_mod.embedding(self.kind(model), self.params(model))
+
+
+@dataclass
+class SaeResults:
+    """A finished sweep of SAEs (toysuper/sae_sweep.py): its tables, stacked weights and config.
+
+    weights: W_enc, b_enc, W_dec (as used: unit columns for the kinds that keep them), b_dec,
+    features (each SAE's true feature directions, [m, n]), source_W (the source's embedding),
+    stacked by SAE id and zero-padded as Results.weights are.
+    """
+
+    path: Path | None
+    config: dict
+    saes: pd.DataFrame
+    latents: pd.DataFrame
+    history: pd.DataFrame
+    weights: dict = field(repr=False)
+    shapes: dict = field(repr=False, default_factory=dict)
+    derived: dict = field(repr=False, default_factory=dict)  # absorption, when hierarchical
+
+    @classmethod
+    def of(cls, path, config, tables, weights, derived=None) -> "SaeResults":
+        plain = {k: v for k, v in weights.items() if not k.endswith(SHAPE)}
+        shapes = {k[: -len(SHAPE)]: v for k, v in weights.items() if k.endswith(SHAPE)}
+        extra = {k: v for k, v in tables.items() if k not in ("saes", "latents", "history")}
+        return cls(None if path is None else Path(path), config, tables["saes"], tables["latents"],
+                   tables["history"], plain, shapes, {**extra, **dict(derived or {})})
+
+    def params(self, sae: int) -> dict:
+        """One SAE's arrays (parameters, features, source_W), padding removed."""
+        return {name: a[sae][tuple(slice(0, int(k)) for k in self.shapes[name][sae])]
+                for name, a in self.weights.items()}

@@ -22,7 +22,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from toysuper import data, models
+from toysuper import data, models, saes
 from toysuper.errors import ConfigError
 
 _MISSING = object()
@@ -82,8 +82,13 @@ def nonneg_number(key, v, settings=None):
         raise ConfigError(f"{key} = {v!r} must be a number >= 0")
 
 
+def n_features(settings: dict) -> int:
+    """n of a toy model (model.n_features) or of an SAE's source (source.n_features)."""
+    return settings.get("model.n_features", settings.get("source.n_features", 1))
+
+
 def feature_sets(key, v, settings):
-    n = settings.get("model.n_features", 1)
+    n = n_features(settings)
     if not (isinstance(v, list) and all(isinstance(m, list) and len(m) >= 2 and all(
             isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n for i in m) for m in v)):
         raise ConfigError(f"{key} = {v!r} must be a list of sets, each a list of at least two "
@@ -91,7 +96,7 @@ def feature_sets(key, v, settings):
 
 
 def per_feature(key, v, settings):
-    feature_vector(key, v, settings.get("model.n_features", 1))
+    feature_vector(key, v, n_features(settings))
 
 
 SCHEDULES = ("constant", "cosine")
@@ -179,38 +184,133 @@ SHAPE_FIELDS = {s.field: s.key for s in TABLE if s.role == "shape"}   # Shape at
 HYPER_SCALARS = {s.field: s.key for s in TABLE if s.role == "model" and s.field}  # Hyper ones
 
 
-def defaults() -> dict:
-    """{section: {name: default}}, a fresh copy."""
-    out = {section: {} for section in SECTIONS}
-    for s in TABLE:
+# --- SAE experiments (an [sae] section): sparse autoencoders trained on a source's activations
+SOURCES = ("synthetic", "model")
+
+
+def hierarchy(key, v, settings):
+    """[[parent, child, ...], ...]: each child fires only when its parent does (data.py)."""
+    n = n_features(settings)
+    shape_ok = isinstance(v, list) and all(
+        isinstance(g, list) and len(g) >= 2 and all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n for i in g) for g in v)
+    if not shape_ok:
+        raise ConfigError(f"{key} = {v!r} must be a list of groups [parent, child, ...] of feature "
+                          f"indices in 0..{n - 1}, e.g. [[0, 1, 2]] (features 1 and 2 fire only "
+                          f"with feature 0)")
+    children = [i for g in v for i in g[1:]]
+    parents = [g[0] for g in v]
+    twice = sorted({i for i in children if children.count(i) > 1} | (set(parents) & set(children))
+                   | {i for i in parents if parents.count(i) > 1})
+    if twice:
+        raise ConfigError(f"{key} = {v!r}: feature(s) {twice} appear in more than one place; a "
+                          f"feature is at most one group's parent or one group's child")
+
+
+def results_dir(key, v, settings=None):
+    if not isinstance(v, str) or (v and not (Path(v) / "config.toml").is_file()):
+        raise ConfigError(f"{key} = {v!r} must be a results directory (one with config.toml), "
+                          f"as `toysuper run` writes")
+
+
+SAE_TABLE = (
+    # [source]: where the activations come from (toysuper/sources.py)
+    Setting("source.kind", "synthetic", one_of(SOURCES), "shape", "source",
+            doc="'synthetic': n random unit directions in m dimensions; 'model': the hidden "
+                "states h = W x of a stored toy model"),
+    Setting("source.n_features", 256, positive_int, "shape", "n",
+            doc="n true features (synthetic; a stored model brings its own)"),
+    Setting("source.n_hidden", 64, positive_int, "shape", "m",
+            doc="m, the activations' dimension (synthetic; a stored model brings its own)"),
+    Setting("source.seed", 0, nonneg_int, "model", doc="the synthetic dictionary's seed"),
+    Setting("source.results", "", results_dir, "model", doc="the stored model's results directory"),
+    Setting("source.model", 0, nonneg_int, "model", doc="the stored model's id (sweepable)"),
+    # [data]: the features' law (a stored model brings its own)
+    BY_KEY["data.law"],
+    BY_KEY["data.density"]._replace(default=0.02),
+    BY_KEY["data.correlated"],
+    BY_KEY["data.anticorrelated"],
+    Setting("data.hierarchy", [], hierarchy, "model",
+            doc="groups [parent, child, ...]: a child fires only with its parent, each at its density"),
+    # [sae]
+    Setting("sae.kind", "topk", one_of(saes.KINDS), "shape", "kind", doc="toysuper/saes.py"),
+    Setting("sae.width", 256, positive_int, "shape", "d", doc="d_sae, the number of latents"),
+    Setting("sae.k", 5, positive_int, "shape", "k", doc="latents per example (topk, batchtopk)"),
+    Setting("sae.l1_coefficient", 1.0, nonneg_number, "model", "l1", doc="L1 coefficient (relu_l1)"),
+    Setting("sae.l0_coefficient", 0.01, nonneg_number, "model", "l0", doc="L0 coefficient (jumprelu)"),
+    Setting("sae.threshold", 0.05, positive_number("a positive number"), "model", "threshold",
+            doc="jumprelu's initial threshold"),
+    Setting("sae.bandwidth", 0.01, positive_number("a positive number"), "model", "bandwidth",
+            doc="jumprelu's straight-through rectangle width"),
+    # latents that fired on none of the last `resample_every` steps' examples restart along the
+    # worst-reconstructed example of the batch (0: never)
+    Setting("sae.resample_every", 0, nonneg_int, "shape", "resample",
+            doc="steps between restarts of dead latents (0: never)"),
+    # [train]
+    BY_KEY["train.steps"],
+    BY_KEY["train.batch"],
+    BY_KEY["train.lr"]._replace(default=3e-4),
+    BY_KEY["train.schedule"],
+    BY_KEY["train.warmup"],
+    BY_KEY["train.log_every"],
+    BY_KEY["train.eval_batch"]._replace(default=16_384),
+    BY_KEY["train.seed"],
+    BY_KEY["run.chunk_size"],
+    BY_KEY["run.memory_gb"],
+    BY_KEY["run.on_diverge"],
+)
+FAMILIES = {"toys": TABLE, "saes": SAE_TABLE}
+BY_FAMILY = {name: {s.key: s for s in table} for name, table in FAMILIES.items()}
+ALL = {**BY_FAMILY["saes"], **BY_KEY}  # a key's check is the same in every family
+SAE_RESTARTS = ("train.seed",)
+SAE_SHAPE_FIELDS = {s.field: s.key for s in SAE_TABLE if s.role == "shape"}
+SAE_HYPER_SCALARS = {s.field: s.key for s in SAE_TABLE if s.role == "model" and s.field}
+
+
+def defaults(family: str = "toys") -> dict:
+    """{section: {name: default}} of one family's settings, a fresh copy."""
+    out = {section: {} for section in sections(family)}
+    for s in FAMILIES[family]:
         section, name = s.key.split(".", 1)
         out[section][name] = copy.deepcopy(s.default)
     return out
 
 
-def known(key: str) -> bool:
-    return key in BY_KEY or bool(FEATURE_KEY.match(key))
+def sections(family: str = "toys") -> tuple:
+    return tuple(dict.fromkeys(s.key.split(".")[0] for s in FAMILIES[family]))
 
 
-def check_key(key: str) -> str:
-    if known(key):
+def family(cfg: dict) -> str:
+    """"saes" for an experiment with an [sae] section (a raw file or a resolved config), else "toys"."""
+    return "saes" if "sae" in cfg else "toys"
+
+
+def known(key: str, family: str = "toys") -> bool:
+    return (key in BY_FAMILY[family]
+            or (family == "toys" or key.endswith("]")) and bool(FEATURE_KEY.match(key)))
+
+
+def check_key(key: str, family: str = "toys") -> str:
+    if known(key, family):
         return key
     section = key.split(".")[0]
-    if section in SECTIONS:
-        allowed = ", ".join(s.key for s in TABLE if s.key.startswith(section + "."))
+    table = FAMILIES[family]
+    if section in sections(family):
+        allowed = ", ".join(s.key for s in table if s.key.startswith(section + "."))
         if section == "data":
-            allowed += ", data.importance[i], data.density[i]"
+            allowed += ", data.importance[i], data.density[i]" if family == "toys" else ", data.density[i]"
     else:
-        allowed = ", ".join(BY_KEY)
-    raise ConfigError(f"unknown key '{key}'; known keys: {allowed}")
+        allowed = ", ".join(s.key for s in table)
+    what = "an SAE experiment" if family == "saes" else "a toy-model experiment"
+    raise ConfigError(f"unknown key '{key}' for {what}; known keys: {allowed}")
 
 
 def check_value(key: str, v, settings: dict) -> None:
     """Validate one setting's value; `settings` supplies n_features for vector checks."""
-    if key in BY_KEY:
-        BY_KEY[key].check(key, v, settings)
+    if key in ALL:
+        ALL[key].check(key, v, settings)
     elif m := FEATURE_KEY.match(key):
-        n = settings.get("model.n_features", 1)
+        n = n_features(settings)
         i = int(m.group(2))
         if not -n <= i < n:
             raise ConfigError(f"{key}: feature index {i} is out of range for n_features = {n}")

@@ -35,10 +35,10 @@ import numpy as np
 import pandas as pd
 
 from toysuper import config as config_mod
-from toysuper import train
+from toysuper import settings, train
 from toysuper import upgrade as upgrade_mod
 from toysuper.errors import ConfigError
-from toysuper.results import Results
+from toysuper.results import Results, SaeResults
 
 TABLES = ("models", "features", "history")
 PRODUCTS = ("models.parquet", "features.parquet", "history.parquet", "weights.npz",
@@ -96,7 +96,8 @@ def differences(out: Path, cfg: dict) -> list[str]:
     old, _ = upgrade_mod.upgrade(text, where=out)
     new = tomllib.loads(config_mod.to_toml(cfg))
     # what the models are: [run] only chunks the work, and figures can be redrawn any time
-    return [k for k in ("model", "data", "train", "sweep") if old.get(k, {}) != new.get(k)]
+    kept = [k for k in settings.sections(settings.family(cfg)) if k != "run"] + ["sweep"]
+    return [k for k in kept if old.get(k, {}) != new.get(k)]
 
 
 def prepare(out: Path, cfg: dict, force: bool) -> None:
@@ -311,12 +312,15 @@ def _read_part(out: Path, index: int, ids, shape):
 def _shape_problem(arrays, k: int, shape) -> str | None:
     """What differs between a part's arrays and those `k` models of `shape` train into."""
     params, history, final, snaps = arrays
-    # blank(shape, 0): the shapes without allocating a chunk's worth of zeros
-    want = {name: (k, *a.shape[1:]) for name, a in train.blank(shape, 0)["params"].items()}
-    expect = {"history": (k, shape.steps // shape.log_every), "final": (k,),
-              **{f"param/{n}": s for n, s in want.items()},
-              **{f"snap/{n}": (k, shape.snapshots, *s[1:]) for n, s in want.items()
-                 if shape.snapshots}}
+    if hasattr(shape, "part_shapes"):  # an SAE chunk (sae_train.SaeShape)
+        expect = shape.part_shapes(k)
+    else:
+        # blank(shape, 0): the shapes without allocating a chunk's worth of zeros
+        want = {name: (k, *a.shape[1:]) for name, a in train.blank(shape, 0)["params"].items()}
+        expect = {"history": (k, shape.steps // shape.log_every), "final": (k,),
+                  **{f"param/{n}": s for n, s in want.items()},
+                  **{f"snap/{n}": (k, shape.snapshots, *s[1:]) for n, s in want.items()
+                     if shape.snapshots}}
     found = {"history": history.shape, "final": final.shape,
              **{f"param/{n}": a.shape for n, a in params.items()},
              **{f"snap/{n}": a.shape for n, a in snaps.items()}}
@@ -337,7 +341,19 @@ def write_results(out: Path, tables: dict, weights: dict, snapshots: dict, summa
     write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
 
 
-def load(path) -> Results:
+SAE_TABLES = ("saes", "latents", "history")
+
+
+def write_sae_results(out: Path, tables: dict, weights: dict, summary: dict) -> None:
+    """An SAE sweep's tables (sae_sweep.py) and weights, then summary.json."""
+    out = Path(out)
+    for name, df in tables.items():
+        write_table(out / f"{name}.parquet", df)
+    _savez(out / "weights.npz", weights)
+    write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+
+def load(path) -> Results | SaeResults:
     """Read a finished results directory, upgraded to the current schema (upgrade.py).
 
     A missing or damaged file is a ConfigError naming it (one line), never a traceback.
@@ -349,6 +365,13 @@ def load(path) -> Results:
         raise ConfigError(f"results in '{path}' are incomplete (the run did not finish); "
                           f"run the experiment again with the same settings to resume it")
     cfg = _read(path, "config.toml", lambda f: tomllib.loads(f.read_text()))
+    if settings.family(cfg) == "saes":
+        tables = {f.stem: _read(path, f.name, pd.read_parquet) for f in sorted(path.glob("*.parquet"))}
+        missing = [name for name in SAE_TABLES if name not in tables]
+        if missing:
+            raise ConfigError(f"results in '{path}' lack {missing[0]}.parquet; run the experiment "
+                              f"again with --force to remake them")
+        return SaeResults.of(path, cfg, tables, _read(path, "weights.npz", _npz))
     tables = {name: _read(path, f"{name}.parquet", pd.read_parquet) for name in TABLES}
     cfg, tables = upgrade_mod.upgrade(cfg, tables, where=path)  # a newer schema is refused here
     weights = _read(path, "weights.npz", _npz)

@@ -21,7 +21,19 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from toysuper import assemble, config, experiments, hosts, outputs, plan, settings, starts, store, train
+from toysuper import (
+    assemble,
+    config,
+    experiments,
+    hosts,
+    outputs,
+    plan,
+    sae_sweep,
+    settings,
+    starts,
+    store,
+    train,
+)
 from toysuper.errors import ConfigError, TrainingError
 from toysuper.results import Results
 
@@ -38,8 +50,7 @@ def resolve(experiment, overrides=()) -> dict:
     return config.load(experiments.find(experiment), overrides)
 
 
-def _prepared(experiment, overrides):
-    cfg = resolve(experiment, overrides)
+def _prepared(cfg):
     sweep = config.expand(cfg)
     outputs.check(cfg, sweep)
     starts.check(sweep)
@@ -74,7 +85,10 @@ def train_sweep(experiment, overrides=(), progress=False) -> Results:
     `experiment` is a config dict (as an experiment file's TOML would parse), a path or a name.
     Derived tables are computed on first use (`toysuper.tables.get`).
     """
-    cfg, sweep, chunks = _prepared(experiment, overrides)
+    cfg = resolve(experiment, overrides)
+    if settings.family(cfg) == "saes":
+        return sae_sweep.train_sweep(cfg)
+    cfg, sweep, chunks = _prepared(cfg)
     done = {c.index: None for c in chunks}
     train_chunks(sweep, chunks, done, progress)
     tables, weights, snapshots = assembled(sweep, chunks, done)
@@ -88,7 +102,10 @@ def run(experiment, overrides=(), out=None, force=False, progress=True) -> Resul
     arguments: all train every chunk together, process 0 alone writes, and the others return
     None. Resuming then needs `out` on a filesystem every host sees.
     """
-    cfg, sweep, chunks = _prepared(experiment, overrides)
+    cfg = resolve(experiment, overrides)
+    if settings.family(cfg) == "saes":
+        return sae_sweep.run(cfg, out, force, progress)
+    cfg, sweep, chunks = _prepared(cfg)
     out = Path(out) if out is not None else Path("results") / cfg["name"]
     for source in {s["train.init_from"] for s in sweep} - set(settings.INIT_SOURCES):
         if Path(source).resolve() == out.resolve():
@@ -132,7 +149,10 @@ def run(experiment, overrides=(), out=None, force=False, progress=True) -> Resul
 
 def describe_plan(experiment, overrides=(), out=None, probe=True) -> str:
     """What `run` would do, without training: models, chunks, memory and an estimated time."""
-    cfg, sweep, chunks = _prepared(experiment, overrides)
+    cfg = resolve(experiment, overrides)
+    if settings.family(cfg) == "saes":
+        return sae_sweep.describe_plan(cfg, out, probe)
+    cfg, sweep, chunks = _prepared(cfg)
     out = Path(out) if out is not None else Path("results") / cfg["name"]
     differ = store.differences(out, cfg)
     done = sum(store.finished(out, c.index, np.array(c.ids), c.shape) for c in chunks) \

@@ -253,6 +253,15 @@ def memory(shape: Shape) -> tuple[int, int]:
     return per_model, in_flight
 
 
+def host_bytes(shape: Shape, models: int) -> int:
+    """Host memory a sweep's results take, mostly tables: the expanded settings (Python dicts),
+    table rows (features, loss history) and weights, twice over while tables are concatenated;
+    calibrated on a million n=2 models (estimate 3.9 GB, measured peak 4.3 GB)."""
+    P = n_params(shape)
+    return 2 * models * (1500 + 150 * shape.n + 60 * (shape.steps // shape.log_every)
+                         + 8 * P * (1 + shape.snapshots))
+
+
 def inputs(rows: list[dict], width: int) -> Hyper:
     """Stack the per-model inputs of models with flat settings `rows`, repeating the last model
     up to `width` (padding a chunk to whole groups; the copies are dropped after training)."""
@@ -279,35 +288,30 @@ class Programs(NamedTuple):
     evaluate: callable
 
 
+def over_models(shape, one, mapped: int, n_args: int, group: int, name: str):
+    """one(shape, *args) over a chunk: the first `mapped` of its n_args args have a model axis,
+    which is split over the devices and, on each, run in groups of `group` models (vmapped);
+    the rest are shared. Traces are counted in TRACES[(shape, name)]."""
+    split = PartitionSpec("models")
+
+    def local(*args):  # the models on one device
+        TRACES[(shape, name)] += 1
+        per_model, shared = args[:mapped], args[mapped:]
+        return jax.lax.map(lambda a: one(shape, *a, *shared), per_model, batch_size=group)
+    specs = (split,) * mapped + (PartitionSpec(),) * (n_args - mapped)
+    # check_vma off: the per-model code knows nothing of devices and needs no collectives
+    return jax.shard_map(local, mesh=mesh(), in_specs=specs, out_specs=split, check_vma=False)
+
+
 @functools.lru_cache(maxsize=None)
 def programs(shape: Shape) -> Programs:
     """The jitted programs of one Shape over a chunk of models (compiled on first call, then cached)."""
-    G, devices = group_size(shape), mesh()
-    split = PartitionSpec("models")
-
-    def counted(name, fn):
-        def traced(*args):
-            TRACES[(shape, name)] += 1
-            return fn(*args)
-        return traced
-
-    def over_models(name, one, mapped: int):
-        """one(shape, *args) over a chunk: the first `mapped` args have a model axis, which is
-        split over the devices and, on each, run in groups of G; the rest are shared."""
-        def local(*args):  # the models on one device
-            per_model, shared = args[:mapped], args[mapped:]
-            return jax.lax.map(lambda a: one(shape, *a, *shared), per_model, batch_size=G)
-        specs = (split,) * mapped + (PartitionSpec(),) * (n_args[name] - mapped)
-        # check_vma off: the per-model code knows nothing of devices and needs no collectives
-        return counted(name, jax.shard_map(local, mesh=devices, in_specs=specs, out_specs=split,
-                                           check_vma=False))
-
-    n_args = {"init": 3, "segment": 3, "evaluate": 2}
+    G = group_size(shape)
     return Programs(
-        init=jax.jit(over_models("init", init_one, mapped=3)),            # (hp, start, warm)
-        segment=jax.jit(over_models("segment", segment_one, mapped=2),          # (state, hp, seg)
+        init=jax.jit(over_models(shape, init_one, 3, 3, G, "init")),           # (hp, start, warm)
+        segment=jax.jit(over_models(shape, segment_one, 2, 3, G, "segment"),   # (state, hp, seg)
                         donate_argnums=0),
-        evaluate=jax.jit(over_models("evaluate", evaluate_one, mapped=2)),      # (params, hp)
+        evaluate=jax.jit(over_models(shape, evaluate_one, 2, 2, G, "evaluate")),  # (params, hp)
     )
 
 

@@ -173,7 +173,10 @@ def footnote_text(res) -> tuple[str, bool]:
     seed that lost to a better one of its cell is the search working, so it is counted in grey.
 
     A clean result says so too: silence could not be told from a figure drawn without the check.
+    An SAE sweep's footnote counts the SAEs that lose to their trivial solution instead.
     """
+    if hasattr(res, "saes"):
+        return sae_footnote_text(res.saes)
     verdicts, cells = tables.get(res, "optima"), tables.get(res, "neighbours")
     trapped, local = int(verdicts["trapped"].sum()), int(cells["local_minimum"].sum())
     kept_trapped = int(verdicts.loc[verdicts["model"].isin(cells["model"]), "trapped"].sum())
@@ -194,6 +197,19 @@ def footnote_text(res) -> tuple[str, bool]:
                 f"of {len(verdicts)} runs, none kept, did not); {cell_words} ({where})"), False
     return (f"checked: all {len(verdicts)} models beat their trivial baselines; {cell_words} "
             f"({where})"), False
+
+
+def sae_footnote_text(saes) -> tuple[str, bool]:
+    """(words, flagged) for an SAE sweep: SAEs whose loss is not below the trivial solution's
+    (the decoder bias alone at the mean activation), and diverged ones."""
+    trained = saes[~saes["diverged"]]
+    losing, diverged = int((~trained["beats_trivial"].astype(bool)).sum()), int(saes["diverged"].sum())
+    extra = f"; {diverged} diverged" if diverged else ""
+    if losing or diverged:
+        return (f"{losing} of {len(trained)} SAEs do not beat the trivial solution (decoder bias "
+                f"alone){extra}; see beats_trivial in saes.parquet"), True
+    return (f"checked: all {len(trained)} SAEs beat the trivial solution (decoder bias alone; "
+            f"saes.parquet, loss_ratio)"), False
 
 
 def footnote(fig, text: str, flagged: bool):

@@ -1,0 +1,221 @@
+"""Training a sweep of SAEs (an experiment with an [sae] section): in memory or stored and drawn.
+
+    cfg -> config.expand -> sources.filled -> plan.chunks(lab=sae_train) -> sae_train per chunk
+        -> tables (saes, latents, history, absorption) -> SaeResults
+
+The same results directory as toy models (store.py): config.toml first, a part per finished
+chunk (so an interrupted sweep resumes), the tables, weights.npz, figures, summary.json last, and
+the lock. A part keeps the SAEs' parameters as `param/NAME` and their evaluation sums
+(sae_train.Scores) in the part's snapshot slot, `snap/NAME`.
+
+Tables:
+  saes.parquet       a row per SAE: its settings (sae.kind -> kind, sae.width -> width,
+                     source.model -> source_model, data.density -> density, ...), the stored
+                     source model's own swept settings as source_<name>, and its scores
+                     (sae_scores.scores): loss against the trivial solution, fve, l0, dead,
+                     shrinkage, mcc, mmcs, recovered, worst_angle
+  latents.parquet    a row per (SAE, latent): firing frequency, dead, best and matched feature
+  history.parquet    a row per (SAE, step): mean training loss and mse over log_every steps
+  absorption.parquet with data.hierarchy: a row per (SAE, parent, child) (sae_scores.absorption)
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from toysuper import assemble, config, hosts, outputs, plan, sae_scores, sae_train, saes, sources, store
+from toysuper.errors import ConfigError, TrainingError
+from toysuper.results import SaeResults
+
+
+def column(key: str) -> str:
+    """saes.parquet column of an SAE setting: source.kind -> source, source.model ->
+    source_model, any other key its name without the section (sae.kind -> kind)."""
+    section, name = key.split(".", 1)
+    if section == "source":
+        return "source" if name == "kind" else f"source_{name}"
+    return name
+
+
+def prepared(cfg: dict):
+    sweep = [sources.filled(s) for s in config.expand(cfg)]
+    outputs.check(cfg, sweep)
+    return sweep, plan.chunks(sweep, cfg["run"]["chunk_size"], cfg["run"]["memory_gb"], lab=sae_train)
+
+
+def train_chunks(sweep, chunks, done, progress=True, on_chunk=lambda chunk, arrays: None) -> None:
+    """Train every chunk whose `done` entry is None, filling it with (params, history, final,
+    sums); final is each SAE's evaluation mse sum (what store.save_part keeps as `final`)."""
+    todo = [c for c in chunks if done[c.index] is None]
+    bar = _progress(len(sweep), todo, progress)
+    for c in todo:
+        t = sae_train.train_saes(c.shape, sae_train.inputs([sweep[i] for i in c.ids], c.width),
+                                 lambda steps=c.shape.log_every: bar.update(steps))
+        k = len(c.ids)
+        params = {name: v[:k] for name, v in t.params.items()}
+        sums = {name: np.asarray(v)[:k] for name, v in t.scores._asdict().items()}
+        arrays = (params, t.history[:k], sums["mse"], sums)
+        bad = _diverged(*arrays)
+        stop = [i for i, b in zip(c.ids, bad) if b and sweep[i]["run.on_diverge"] == "stop"]
+        if stop:
+            raise TrainingError(f"SAE {stop[0]} diverged (non-finite loss); finished chunks are "
+                                f"kept; lower train.lr, or set run.on_diverge = 'keep'")
+        done[c.index] = arrays
+        on_chunk(c, arrays)
+    bar.close()
+
+
+def _diverged(params, history, final, sums) -> np.ndarray:
+    bad = ~np.isfinite(history).reshape(len(final), -1).all(axis=1) | ~np.isfinite(final)
+    for v in params.values():
+        bad |= ~np.isfinite(np.asarray(v)).reshape(len(final), -1).all(axis=1)
+    return bad
+
+
+def tables(cfg, sweep, chunks, done) -> tuple[dict, dict]:
+    """({saes, latents, history, absorption}, weights) from every chunk's arrays."""
+    rows, latent_frames, history_frames, pair_frames, pieces = [], [], [], [], []
+    examples = None
+    for c in chunks:
+        params, history, _, sums = done[c.index]
+        shape, ids = c.shape, np.array(c.ids)
+        examples = sae_train.evaluated(shape)
+        hp = sae_train.inputs([sweep[i] for i in ids], len(ids))
+        decoders = np.stack([np.asarray(saes.decoder({k: v[j] for k, v in params.items()}, shape.kind))
+                             for j in range(len(ids))])
+        for j, i in enumerate(ids):
+            one = {k: v[j] for k, v in sums.items()}
+            bad = _diverged({k: v[j:j + 1] for k, v in params.items()}, history[j:j + 1],
+                            one["mse"][None], None)[0]
+            row = {"sae": int(i), **_settings_row(sweep[i]), "diverged": bool(bad),
+                   "train_loss": float(history[j, -1, 0])}
+            if bad:
+                rows.append(row)
+                continue
+            row.update(sae_scores.scores(decoders[j], hp.F[j], one, examples))
+            rows.append(row)
+            lat = sae_scores.latents(decoders[j], hp.F[j], one["fires"], examples)
+            latent_frames.append(pd.DataFrame({"sae": int(i), **lat}))
+            if shape.pairs:
+                ab = sae_scores.absorption(one["pairs"][:len(shape.pairs)])
+                pair_frames.append(pd.DataFrame({
+                    "sae": int(i), "parent": [p for p, _ in shape.pairs],
+                    "child": [ch for _, ch in shape.pairs], **ab}))
+        segments = history.shape[1]
+        history_frames.append(pd.DataFrame({
+            "sae": np.repeat(ids, segments),
+            "step": np.tile(shape.log_every * np.arange(1, segments + 1), len(ids)),
+            "loss": history[:, :, 0].ravel(), "mse": history[:, :, 1].ravel()}))
+        pieces.append((ids, {**params, "W_dec": decoders, "features": hp.F, "source_W": hp.W}))
+    out = {"saes": _ordered(assemble.tidy(pd.DataFrame.from_records(rows))),
+           "latents": _ordered(pd.concat(latent_frames, ignore_index=True) if latent_frames
+                               else pd.DataFrame({"sae": []})),
+           "history": _ordered(pd.concat(history_frames, ignore_index=True))}
+    if pair_frames:
+        out["absorption"] = _ordered(pd.concat(pair_frames, ignore_index=True))
+    out["saes"] = _with_source_settings(out["saes"], sweep)
+    return out, assemble.stack_padded(len(sweep), pieces)
+
+
+def _settings_row(s: dict) -> dict:
+    return {column(k): v for k, v in s.items() if not k.startswith("run.")}
+
+
+def _with_source_settings(df: pd.DataFrame, sweep) -> pd.DataFrame:
+    """The stored source models' own swept settings, as source_<name> columns."""
+    found = {}
+    for i, s in enumerate(sweep):
+        if s["source.kind"] != "model":
+            continue
+        res = sources._stored(str(s["source.results"]))
+        swept = {c for c in res.models.columns if c in
+                 {"case", *(k.split(".", 1)[1] for k in res.config.get("sweep", {}))}}
+        row = res.models.loc[res.models["model"] == s["source.model"]].iloc[0]
+        for c in swept:
+            found.setdefault(f"source_{c}", {})[i] = row[c]
+    for name, values in found.items():
+        if name not in df:
+            df[name] = df["sae"].map(values)
+    return df
+
+
+def _ordered(df: pd.DataFrame) -> pd.DataFrame:
+    return df.sort_values("sae", kind="stable", ignore_index=True) if len(df) else df
+
+
+def _progress(n, todo, enabled):
+    total = sum(c.shape.steps for c in todo)
+    return tqdm(total=total, unit="step", desc=f"training {n} SAEs", disable=not enabled or total == 0,
+                file=sys.stderr, dynamic_ncols=True)
+
+
+def train_sweep(cfg: dict) -> SaeResults:
+    """Train an SAE experiment (a resolved config) in memory; writes nothing."""
+    sweep, chunks = prepared(cfg)
+    done = {c.index: None for c in chunks}
+    train_chunks(sweep, chunks, done, progress=False)
+    tabs, weights = tables(cfg, sweep, chunks, done)
+    return SaeResults.of(None, cfg, tabs, weights)
+
+
+def run(cfg: dict, out=None, force=False, progress=True) -> SaeResults | None:
+    """Train (or resume) an SAE experiment, store its tables and draw its figures (sweep.run)."""
+    sweep, chunks = prepared(cfg)
+    out = Path(out) if out is not None else Path("results") / cfg["name"]
+    for s in sweep:
+        if s["source.kind"] == "model" and Path(s["source.results"]).resolve() == out.resolve():
+            raise ConfigError(f"source.results = {s['source.results']!r} is this run's own "
+                              f"results directory; write to another one with --out")
+    t0 = time.time()
+    lock = store.Lock(out)
+    try:
+        done = hosts.finished_chunks(out, cfg, force, chunks, lock)
+        trained = sum(v is None for v in done.values())
+
+        def save(c, arrays):
+            if hosts.writer():
+                store.save_part(out, c.index, np.array(c.ids), *arrays)
+
+        train_chunks(sweep, chunks, done, progress, save)
+        if not hosts.writer():
+            hosts.written()
+            return None
+        tabs, weights = tables(cfg, sweep, chunks, done)
+        store.write_sae_results(out, tabs, weights, {
+            "saes": len(sweep), "chunks": len(chunks), "trained_chunks": trained,
+            "diverged": int(tabs["saes"]["diverged"].sum()), "seconds": round(time.time() - t0, 2)})
+        res = store.load(out)
+        outputs.make(res)
+        hosts.written()
+    finally:
+        lock.release()
+    return res
+
+
+def describe_plan(cfg: dict, out=None, probe=True) -> str:
+    sweep, chunks = prepared(cfg)
+    out = Path(out) if out is not None else Path("results") / cfg["name"]
+    differ = store.differences(out, cfg)
+    done = sum(store.finished(out, c.index, np.array(c.ids), c.shape) for c in chunks) \
+        if (out / "config.toml").exists() and not differ else 0
+    lines = plan.describe(cfg, sweep, chunks, done, probe, lab=sae_train)
+    lines[0] = lines[0].replace(" models in ", " SAEs in ", 1)
+    return "\n".join(lines)
+
+
+def summary(res: SaeResults) -> str:
+    """One line: how many SAEs beat the trivial solution (the decoder bias alone)."""
+    df = res.saes
+    ok = df[~df["diverged"]]
+    losing = int((~ok["beats_trivial"]).sum())
+    words = (f"all {len(ok)} trained SAEs beat the trivial solution (decoder bias alone)"
+             if not losing else f"{losing} of {len(ok)} SAEs do NOT beat the trivial solution "
+             f"(decoder bias alone; beats_trivial in saes.parquet)")
+    div = f"; {int(df['diverged'].sum())} diverged" if df["diverged"].any() else ""
+    return f"checked: {words}{div}; median mcc {ok['mcc'].median():.3f}, median fve {ok['fve'].median():.3f}"

@@ -1,0 +1,179 @@
+"""Sparse autoencoders (SAEs), each written for one SAE on one batch; sae_train.py vmaps them.
+
+An SAE reads an activation x (m numbers) and writes it back through d latents:
+
+    pre = W_enc (x - b_dec) + b_enc          f = act(pre)          x_hat = W_dec f + b_dec
+
+The kinds differ in `act` and in the penalty that keeps f sparse:
+
+  relu_l1    f = ReLU(pre); penalty l1_coefficient * sum_i f_i ||W_dec[:, i]||: the L1 of the latents weighted
+             by their decoder norms, so shrinking a decoder column cannot buy a smaller penalty
+             (Anthropic's April 2024 recipe); the decoder is free.
+  topk       f = the k largest of ReLU(pre), the rest 0; no penalty: k is the sparsity.
+  batchtopk  the k * B largest ReLU(pre) of a batch of B, so examples share a budget of k on
+             average; at evaluation a fixed threshold (the running mean of the smallest kept
+             activation, learnt in training) replaces the batch rule, so an example's code does
+             not depend on the rest of its batch.
+  jumprelu   f = pre * H(pre - theta_i), theta_i = exp(log_theta_i) learnt; penalty
+             l0 * sum_i H(pre - theta_i), the L0 itself. H has no useful derivative, so theta's
+             gradient comes from a straight-through estimator: H's jump is smoothed by a
+             rectangle of width `bandwidth` (Rajamanoharan et al. 2024).
+The kinds with a built-in sparsity (topk, batchtopk) and jumprelu keep unit decoder columns
+(the decoder is W_dec over its column norms), so a latent's activation is its magnitude along
+its direction; relu_l1 pays for decoder norm through its penalty instead.
+
+KINDS registers each kind; a new one (Matryoshka, gated, ...) is one entry: how it encodes a
+batch and what it adds to the loss.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class Kind(NamedTuple):
+    encode: Callable        # (params, pre[B, d], hp, train: bool) -> f[B, d]
+    penalty: Callable       # (params, pre, f, hp) -> scalar added to the mean squared error
+    unit_decoder: bool      # decoder columns normalised to unit length in the forward pass
+    doc: str = ""
+
+
+def _relu(params, pre, hp, train):
+    return jax.nn.relu(pre)
+
+
+def _topk(k):
+    def encode(params, pre, hp, train):
+        vals, idx = jax.lax.top_k(pre, k)  # per example: its k largest pre-activations
+        rows = jnp.arange(pre.shape[0])[:, None]
+        return jnp.zeros_like(pre).at[rows, idx].set(jax.nn.relu(vals))
+    return encode
+
+
+def _batchtopk(k):
+    def encode(params, pre, hp, train):
+        act = jax.nn.relu(pre)
+        if not train:  # evaluation: the learnt threshold, one example at a time
+            return jnp.where(act > params["threshold"], act, 0.0)
+        flat = act.reshape(-1)
+        vals, idx = jax.lax.top_k(flat, k * pre.shape[0])
+        return jnp.zeros_like(flat).at[idx].set(vals).reshape(pre.shape)
+    return encode
+
+
+# H(z - theta) and z * H(z - theta) with straight-through gradients for theta: H's jump is
+# smoothed by a rectangle of width eps, so d/dtheta H = -K / eps and d/dtheta z H = -theta K / eps,
+# K = 1 where |z - theta| < eps / 2. z's own gradient is H's (0 for the step itself). eps is an
+# argument (a per-SAE value under vmap) that gets no gradient.
+
+
+def _kernel(z, theta, eps):
+    return (jnp.abs(z - theta) < eps / 2).astype(z.dtype) / eps
+
+
+@jax.custom_vjp
+def _step(z, theta, eps):
+    return (z > theta).astype(z.dtype)
+
+
+def _step_fwd(z, theta, eps):
+    return _step(z, theta, eps), (z, theta, eps)
+
+
+def _step_bwd(res, g):
+    z, theta, eps = res
+    return jnp.zeros_like(z), -(g * _kernel(z, theta, eps)).sum(axis=0), jnp.zeros_like(eps)
+
+
+_step.defvjp(_step_fwd, _step_bwd)
+
+
+@jax.custom_vjp
+def _jump(z, theta, eps):
+    return z * (z > theta)
+
+
+def _jump_fwd(z, theta, eps):
+    return _jump(z, theta, eps), (z, theta, eps)
+
+
+def _jump_bwd(res, g):
+    z, theta, eps = res
+    return (g * (z > theta), -(g * theta * _kernel(z, theta, eps)).sum(axis=0),
+            jnp.zeros_like(eps))
+
+
+_jump.defvjp(_jump_fwd, _jump_bwd)
+
+
+def _jumprelu(params, pre, hp, train):
+    return _jump(pre, jnp.exp(params["log_threshold"]), hp.bandwidth)
+
+
+def _l1_penalty(params, pre, f, hp):
+    norms = jnp.linalg.norm(params["W_dec"], axis=0)
+    return hp.l1 * jnp.mean(jnp.sum(f * norms, axis=1))
+
+
+def _l0_penalty(params, pre, f, hp):
+    return hp.l0 * jnp.mean(jnp.sum(_step(pre, jnp.exp(params["log_threshold"]), hp.bandwidth), axis=1))
+
+
+def _none(params, pre, f, hp):
+    return jnp.zeros((), pre.dtype)
+
+
+def kinds(k: int) -> dict:
+    """The registry, with the top-k kinds' k bound (k fixes array shapes: a compiled setting)."""
+    return {
+        "relu_l1": Kind(_relu, _l1_penalty, False, "ReLU latents, decoder-norm-weighted L1 penalty"),
+        "topk": Kind(_topk(k), _none, True, "the k largest latents of each example"),
+        "batchtopk": Kind(_batchtopk(k), _none, True,
+                          "the k x B largest latents of a batch; a learnt threshold at evaluation"),
+        "jumprelu": Kind(_jumprelu, _l0_penalty, True,
+                         "latents above a learnt threshold, L0 penalty (straight-through)"),
+    }
+
+
+KINDS = tuple(kinds(1))
+
+
+def init(key, m: int, d: int, kind: str, threshold: float, b_dec):
+    """One SAE's parameters: unit random decoder columns, encoder its transpose, b_dec given
+    (the data mean: the decoder bias alone is then the trivial solution), b_enc 0."""
+    W_dec = jax.random.normal(key, (m, d))
+    W_dec = W_dec / jnp.linalg.norm(W_dec, axis=0, keepdims=True)
+    params = {"W_enc": W_dec.T, "b_enc": jnp.zeros(d), "W_dec": W_dec, "b_dec": b_dec}
+    if kind == "jumprelu":
+        params["log_threshold"] = jnp.full(d, jnp.log(threshold))
+    if kind == "batchtopk":
+        params["threshold"] = jnp.zeros(())  # learnt by a running mean, not by gradients
+    return params
+
+
+def decoder(params, kind: str):
+    """The decoder as used: unit columns for the kinds that keep them (see the module doc)."""
+    W = params["W_dec"]
+    if kinds(1)[kind].unit_decoder:
+        W = W / jnp.maximum(jnp.linalg.norm(W, axis=0, keepdims=True), 1e-12)
+    return W
+
+
+def forward(params, x, kind: str, k: int, hp, train: bool):
+    """(x_hat, pre, f) for a batch x[B, m]."""
+    spec = kinds(k)[kind]
+    pre = (x - params["b_dec"]) @ params["W_enc"].T + params["b_enc"]
+    f = spec.encode(params, pre, hp, train)
+    return f @ decoder(params, kind).T + params["b_dec"], pre, f
+
+
+def loss(params, x, kind: str, k: int, hp):
+    """(total, (mse, penalty, f)) on a training batch: mean over examples of ||x - x_hat||^2,
+    plus the kind's penalty."""
+    x_hat, pre, f = forward(params, x, kind, k, hp, train=True)
+    mse = jnp.mean(jnp.sum((x - x_hat) ** 2, axis=1))
+    penalty = kinds(k)[kind].penalty(params, pre, f, hp)
+    return mse + penalty, (mse, penalty, f, pre)

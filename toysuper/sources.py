@@ -1,0 +1,119 @@
+"""Where an SAE's activations come from, and which directions in them are the true features.
+
+An activation is h = W x (m numbers) for sparse features x (n numbers, drawn by data.sample) and
+an m x n matrix W whose columns are the true features' directions:
+
+  "synthetic"  W is n random unit directions in m dimensions, fixed by source.seed (so SAEs of
+               every seed and setting read the same dictionary), and x follows [data]: densities,
+               magnitude law, correlated and anticorrelated sets, and a hierarchy.
+  "model"      W is the embedding of a stored toy model (source.results, source.model), and x
+               follows that model's own [data]. For a model with a ReLU hidden layer
+               (privileged) h = ReLU(W x), and a feature alone writes ReLU(W_i) x_i, so its true
+               direction is ReLU(W_i).
+
+A hierarchy ([[parent, child, ...], ...]) makes a child fire only with its parent: the child is
+drawn at density p_child / p_parent and silenced where the parent is silent, so it keeps its
+stated density p_child.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax.numpy as jnp
+import numpy as np
+
+from toysuper import config, models, settings, store
+from toysuper.errors import ConfigError
+
+# toy-model kinds whose hidden states an SAE can read: the abs model's signed features write
+# ReLU(W_i) or ReLU(-W_i) by sign, two directions a feature, which these scores do not model
+READABLE = ("linear", "relu", "privileged")
+_SOURCE_DATA = ("data.law", "data.density", "data.correlated", "data.anticorrelated")
+
+
+def dictionary(seed: int, n: int, m: int) -> np.ndarray:
+    """n random unit directions in m dimensions (columns), a function of (seed, n, m) alone."""
+    W = np.random.default_rng([seed, n, m, 0x5AE]).standard_normal((m, n))
+    return (W / np.linalg.norm(W, axis=0, keepdims=True)).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _stored(path: str):
+    return store.load(path)
+
+
+def stored_model(path: str, model: int):
+    """(toy kind, flat settings, W) of model `model` of the results directory `path`."""
+    res = _stored(str(path))
+    if not 0 <= model < len(res.models):
+        raise ConfigError(f"source.model = {model}: '{path}' holds models 0..{len(res.models) - 1}")
+    kind = res.kind(model)
+    if kind not in READABLE:
+        raise ConfigError(f"source.model = {model} of '{path}' is a {kind!r} model; SAEs read the "
+                          f"hidden states of {', '.join(READABLE)} models")
+    if settings.family(res.config) != "toys":
+        raise ConfigError(f"source.results = '{path}' holds SAEs, not toy models")
+    if bool(res.models.loc[res.models["model"] == model, "diverged"].iloc[0]):
+        raise ConfigError(f"source.model = {model} of '{path}' diverged in training (NaN weights)")
+    return kind, config.expand(res.config)[model], res.W(model).astype(np.float32)
+
+
+def filled(s: dict) -> dict:
+    """An SAE's flat settings with a stored source's own n, m and [data] written in, and the
+    source model's swept settings added as `source.<name>` (read into saes.parquet)."""
+    if s["source.kind"] != "model":
+        return s
+    kind, toy, W = stored_model(s["source.results"], s["source.model"])
+    out = {k: v for k, v in s.items() if not k.startswith("data.")}
+    out.update({k: toy[k] for k in _SOURCE_DATA})
+    out.update({k: v for k, v in toy.items() if settings.FEATURE_KEY.match(k)
+                and k.startswith("data.density")})
+    out["data.hierarchy"] = s["data.hierarchy"]
+    out["source.n_features"], out["source.n_hidden"] = W.shape[1], W.shape[0]
+    out["source.toy_kind"] = kind
+    return out
+
+
+def embedding(s: dict) -> tuple[np.ndarray, bool]:
+    """(W [m, n], whether h = ReLU(W x)) of an SAE's source (settings already `filled`)."""
+    if s["source.kind"] == "synthetic":
+        return dictionary(s["source.seed"], s["source.n_features"], s["source.n_hidden"]), False
+    kind, _, W = stored_model(s["source.results"], s["source.model"])
+    return W, models.MODELS[kind].neurons
+
+
+def true_features(W: np.ndarray, relu: bool) -> np.ndarray:
+    """The true features' unit directions in the activation space (columns)."""
+    D = np.maximum(W, 0) if relu else W
+    norms = np.linalg.norm(D, axis=0, keepdims=True)
+    return np.where(norms > 0, D / np.where(norms > 0, norms, 1), 0).astype(np.float32)
+
+
+def densities(s: dict) -> np.ndarray:
+    """Each feature's marginal density p_i (n-vector), per-feature overrides applied."""
+    p = settings.feature_vector("data.density", s["data.density"], s["source.n_features"])
+    for key, value in s.items():
+        if m := settings.FEATURE_KEY.match(key):
+            p[int(m.group(2))] = float(value)
+    return p
+
+
+def parents(hierarchy, n: int) -> np.ndarray:
+    """int[n]: each feature's parent, itself for a feature that is no child."""
+    up = np.arange(n)
+    for group in hierarchy:
+        up[list(group[1:])] = group[0]
+    return up
+
+
+def drawn_densities(s: dict) -> np.ndarray:
+    """The densities data.sample draws at: a child's conditional p_child / p_parent."""
+    p = densities(s)
+    up = parents(s["data.hierarchy"], len(p))
+    return np.where(up == np.arange(len(p)), p, p / np.maximum(p[up], 1e-30))
+
+
+def nest(x, up):
+    """Silence every child whose parent is silent (x[B, n], up as `parents`)."""
+    return jnp.where(x[:, up] != 0, x, 0.0)
