@@ -21,7 +21,15 @@ def _known(cfg: dict, key: str, registry: dict) -> list[str]:
 
 
 def figure_names(cfg: dict) -> list[str]:
-    return _known(cfg, "figures", figures.FIGURES)
+    names = _known(cfg, "figures", figures.FIGURES)
+    family = settings.family(cfg)
+    for name in names:
+        if figures.FIGURES[name].family != family:
+            mine = [f for f, fig in figures.FIGURES.items() if fig.family == family]
+            what = "an SAE experiment" if family == "saes" else "a toy-model experiment"
+            raise ConfigError(f"figures: '{name}' draws {figures.FIGURES[name].family} results, "
+                              f"not {what}; its figures are: {', '.join(mine)}")
+    return names
 
 
 # made for every run: whether each model beats its trivial baselines and each cell its

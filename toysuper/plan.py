@@ -90,7 +90,8 @@ def describe(cfg: dict, settings: list[dict], plan: list[Chunk], done: int, prob
         device_gb = (in_flight + per_model * width / len(devices)) / 2**30
         models = sum(len(c.ids) for c in mine)
         host += lab.host_bytes(shape, models)
-        lines.append(f"  {shape.kind} n={shape.n} m={shape.m} batch={shape.batch} "
+        label = lab.label(shape) if hasattr(lab, "label") else f"{shape.kind} n={shape.n} m={shape.m}"
+        lines.append(f"  {label} batch={shape.batch} "
                      f"steps={shape.steps}: {models} models, {len(mine)} chunk(s) of up to "
                      f"{width} (groups of {lab.group_size(shape)} per device), "
                      f"~{device_gb * 1024:.0f} MB per device")

@@ -96,6 +96,10 @@ def init_one(shape, hp):
     where the decoder bias alone is the trivial solution."""
     _, h = draw(shape, jax.random.fold_in(hp.eval_key, 2**31 - 1), hp, shape.batch)
     params = saes.init(hp.key, shape.m, shape.d, shape.kind, hp.threshold, h.mean(axis=0))
+    if shape.init == "features":
+        j = min(shape.d, shape.n)
+        W_dec = params["W_dec"].at[:, :j].set(hp.F[:, :j])
+        params = {**params, "W_dec": W_dec, "W_enc": W_dec.T}
     return (params, _optimizer(shape, hp).init(params),
             jnp.zeros(shape.d, jnp.int32))  # steps since each latent last fired
 
@@ -307,3 +311,9 @@ def initial(shape, hp):
 
 
 Shape = SaeShape  # the names plan.py reads of a lab (train or sae_train)
+
+
+def label(shape) -> str:
+    """How --plan names a shape of SAEs."""
+    k = f" k={shape.k}" if shape.kind in ("topk", "batchtopk") else ""
+    return f"{shape.kind} SAEs d_sae={shape.d}{k} on n={shape.n} m={shape.m}"

@@ -186,6 +186,7 @@ HYPER_SCALARS = {s.field: s.key for s in TABLE if s.role == "model" and s.field}
 
 # --- SAE experiments (an [sae] section): sparse autoencoders trained on a source's activations
 SOURCES = ("synthetic", "model")
+SAE_INITS = ("random", "features")
 
 
 def hierarchy(key, v, settings):
@@ -242,6 +243,10 @@ SAE_TABLE = (
             doc="jumprelu's initial threshold"),
     Setting("sae.bandwidth", 0.01, positive_number("a positive number"), "model", "bandwidth",
             doc="jumprelu's straight-through rectangle width"),
+    # "features": the decoder's first min(d, n) latents start at the true feature directions
+    # (the encoder at their transpose), to test whether the true features are an optimum
+    Setting("sae.init", "random", one_of(SAE_INITS), "shape", "init",
+            doc="'random' unit directions, or 'features': the true ones"),
     # latents that fired on none of the last `resample_every` steps' examples restart along the
     # worst-reconstructed example of the batch (0: never)
     Setting("sae.resample_every", 0, nonneg_int, "shape", "resample",

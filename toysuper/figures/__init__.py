@@ -46,6 +46,7 @@ from toysuper.figures import (
     intro,
     phase_change,
     privileged,
+    saes,
     superposition,
     training,
 )
@@ -57,6 +58,7 @@ class Figure(NamedTuple):
     needs: tuple = ()       # toysuper.needs.Need items, checked on the sweep's settings before training
     tables: tuple = ()      # names of derived tables (toysuper.tables.DERIVED) the figure reads
     doc: str = ""
+    family: str = "toys"    # the experiments it draws: "toys" (toy models) or "saes" (SAE sweeps)
 
 
 PLANE = needs.every("model.n_hidden", [2], "model.n_hidden = 2 (a hidden plane)")
@@ -97,6 +99,15 @@ FIGURES = {
                                "section 4: the hidden plane as one feature's setting is swept"),
     "sets_plane": Figure(geometry.sets_plane, (PLANE,), (),
                          "section 4: correlated and anticorrelated feature sets in the plane"),
+    "sae_dictionary": Figure(saes.sae_dictionary, (), (),
+                             "SAEs: MCC, dead latents and L0 against d_sae/n, per kind and sparsity",
+                             "saes"),
+    "sae_angles": Figure(saes.sae_angles, (needs.every("source.n_hidden", [2], "source.n_hidden = 2 "
+                                                       "(a 2-D activation plane)"),), (),
+                         "SAEs: decoder directions over the true features in a 2-D plane", "saes"),
+    "sae_absorption": Figure(saes.sae_absorption, (needs.some(
+        "data.hierarchy", lambda v: bool(v), "a data.hierarchy (parent and child features)"),), (),
+        "SAEs: absorption of a parent feature by its children, against sparsity", "saes"),
 }
 
 
