@@ -284,32 +284,20 @@ def _check_saes(cfg):
     """Rules across an SAE experiment's settings, checked on every SAE of the sweep."""
     for one in expand(cfg):
         kind, k, d = one["sae.kind"], one["sae.k"], one["sae.width"]
-        if kind in ("topk", "batchtopk") and k > d:
+        if kind in ("topk", "batchtopk", "matryoshka") and k > d:
             raise ConfigError(f"sae.k = {k} is more than sae.width = {d} latents ({kind} keeps the "
                               f"k largest of them)")
         if one["source.kind"] == "model":
             if not one["source.results"]:
                 raise ConfigError("source.kind = 'model' needs source.results, the results "
                                   "directory of the toy models whose hidden states to read")
-            continue  # the stored model brings its own features and law (sources.py)
+            continue  # the stored model brings its own features and law: sources.filled checks
         p = settings.feature_vector("data.density", one["data.density"], one["source.n_features"])
         for key, value in one.items():
             if m := settings.FEATURE_KEY.match(key):
                 p[int(m.group(2))] = float(value)
         sets = one["data.correlated"] + one["data.anticorrelated"]
-        in_sets = {i for g in sets for i in g}
-        for group in one["data.hierarchy"]:
-            parent, children = group[0], group[1:]
-            if in_sets & set(group):
-                raise ConfigError(f"data.hierarchy group {group} shares feature(s) "
-                                  f"{sorted(in_sets & set(group))} with a correlated or "
-                                  f"anticorrelated set; a feature may be in one of them only")
-            for c in children:
-                if p[c] > p[parent] + 1e-12:
-                    raise ConfigError(f"data.hierarchy {group}: child {c} has density {p[c]:g} "
-                                      f"above its parent {parent}'s {p[parent]:g}; a child fires "
-                                      f"only with its parent, so its density must be at most the "
-                                      f"parent's")
+        settings.check_hierarchy(one["data.hierarchy"], p, sets)
         members = [i for g in sets for i in g]
         if len(members) != len(set(members)):
             raise ConfigError(f"feature(s) {sorted({i for i in members if members.count(i) > 1})} "

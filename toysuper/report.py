@@ -34,6 +34,7 @@ from plotly.subplots import make_subplots
 
 from toysuper import config, experiments, optima, settings, store, upgrade
 from toysuper.errors import ConfigError
+from toysuper.results import SaeResults
 
 MARKER = ".toysuper-report"
 PLOTLY_JS = "plotly.min.js"
@@ -149,6 +150,13 @@ def _entry(path: Path) -> dict:
         summary = json.loads((path / "summary.json").read_text())
     except (OSError, ValueError):
         summary = {}
+    if isinstance(res, SaeResults):  # an SAE sweep: its own tables and facts, no views
+        return {"slug": path.name, "path": path, "name": name, "res": res, "file": file,
+                "comment": comment, "measured": measured(comment), "traps": traps,
+                "summary": summary, "views": [], "kept": [],
+                "tables": {"saes": res.saes, "latents": res.latents, "history": res.history,
+                           **res.derived},
+                "facts": _sae_facts(res, summary, traps)}
     tables = {"models": res.models, "features": res.features, "history": res.history,
               **res.derived}
     kept = optima.kept_models(res)
@@ -218,6 +226,21 @@ def _facts(res, summary: dict, kept: list[int], traps: str) -> list[tuple[str, s
     facts.append(("diverged", f"{diverged:,}", diverged > 0))
     facts.append(("traps declared", "yes" if traps else "no", False))
     return facts
+
+
+def _sae_facts(res, summary: dict, traps: str) -> list[tuple[str, str, bool]]:
+    """(label, value, alarming) of an SAE sweep: SAEs, runtime, those losing to the trivial
+    solution (the decoder bias alone), diverged ones, median MCC."""
+    df = res.saes
+    trained = df[~df["diverged"]]
+    losing = int((~trained["beats_trivial"].astype(bool)).sum())
+    seconds = summary.get("seconds")
+    return [("SAEs", f"{len(df):,}", False),
+            ("runtime", _duration(seconds) if isinstance(seconds, (int, float)) else "unknown", False),
+            ("lose to the trivial solution", f"{losing:,} of {len(trained):,} SAEs", losing > 0),
+            ("median MCC", f"{trained['mcc'].median():.3f}" if len(trained) else "-", False),
+            ("diverged", f"{int(df['diverged'].sum()):,}", bool(df["diverged"].any())),
+            ("traps declared", "yes" if traps else "no", False)]
 
 
 def _duration(seconds: float) -> str:
@@ -398,7 +421,7 @@ def _experiment_page(e: dict, figures: list[Path], files: list[str]) -> str:
 
 def _index(results: Path, entries: list[dict], skipped: list[str]) -> str:
     esc = html.escape
-    total = sum(len(e["res"].models) for e in entries)
+    total = sum(len(getattr(e["res"], "models", getattr(e["res"], "saes", ()))) for e in entries)
     parts = ["<h1>toysuper results</h1>",
              f'<p class="lead">{len(entries)} experiments, {total:,} models, from '
              f"<code>{esc(str(results))}</code>; written {esc(time.strftime('%Y-%m-%d %H:%M'))} "

@@ -195,7 +195,7 @@ def evaluate_one(shape, params, hp):
     def block(acc, i):
         x, h = draw(shape, jax.random.fold_in(hp.eval_key, i), hp, shape.batch)
         x_hat, pre, f = saes.forward(params, h, shape.kind, shape.k, hp, train=False)
-        penalty = saes.kinds(shape.k)[shape.kind].penalty(params, pre, f, hp) * shape.batch
+        penalty = saes.kinds(shape.k)[shape.kind].penalty(params, h, pre, f, hp) * shape.batch
         on = f > 0
         pair = jnp.zeros((max(len(P), 1), 4))  # a row even without pairs: lax.map cannot
         #                                       batch an empty axis
@@ -315,5 +315,5 @@ Shape = SaeShape  # the names plan.py reads of a lab (train or sae_train)
 
 def label(shape) -> str:
     """How --plan names a shape of SAEs."""
-    k = f" k={shape.k}" if shape.kind in ("topk", "batchtopk") else ""
+    k = f" k={shape.k}" if shape.kind in ("topk", "batchtopk", "matryoshka") else ""
     return f"{shape.kind} SAEs d_sae={shape.d}{k} on n={shape.n} m={shape.m}"

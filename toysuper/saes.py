@@ -18,6 +18,9 @@ The kinds differ in `act` and in the penalty that keeps f sparse:
              l0 * sum_i H(pre - theta_i), the L0 itself. H has no useful derivative, so theta's
              gradient comes from a straight-through estimator: H's jump is smoothed by a
              rectangle of width `bandwidth` (Rajamanoharan et al. 2024).
+  matryoshka topk latents, and the reconstructions from the first d/8, d/4 and d/2 latents
+             alone are penalised too (nested dictionaries, Bussmann et al. 2025), so the first
+             latents learn the most general features.
 The kinds with a built-in sparsity (topk, batchtopk) and jumprelu keep unit decoder columns
 (the decoder is W_dec over its column norms), so a latent's activation is its magnitude along
 its direction; relu_l1 pays for decoder norm through its penalty instead.
@@ -36,7 +39,7 @@ import jax.numpy as jnp
 
 class Kind(NamedTuple):
     encode: Callable        # (params, pre[B, d], hp, train: bool) -> f[B, d]
-    penalty: Callable       # (params, pre, f, hp) -> scalar added to the mean squared error
+    penalty: Callable       # (params, x, pre, f, hp) -> scalar added to the mean squared error
     unit_decoder: bool      # decoder columns normalised to unit length in the forward pass
     doc: str = ""
 
@@ -71,12 +74,12 @@ def _batchtopk(k):
 
 
 def _kernel(z, theta, eps):
-    return (jnp.abs(z - theta) < eps / 2).astype(z.dtype) / eps
+    return (jnp.abs(z - theta[None, :]) < eps / 2).astype(z.dtype) / eps
 
 
 @jax.custom_vjp
 def _step(z, theta, eps):
-    return (z > theta).astype(z.dtype)
+    return (z > theta[None, :]).astype(z.dtype)
 
 
 def _step_fwd(z, theta, eps):
@@ -93,7 +96,7 @@ _step.defvjp(_step_fwd, _step_bwd)
 
 @jax.custom_vjp
 def _jump(z, theta, eps):
-    return z * (z > theta)
+    return z * (z > theta[None, :])
 
 
 def _jump_fwd(z, theta, eps):
@@ -102,7 +105,7 @@ def _jump_fwd(z, theta, eps):
 
 def _jump_bwd(res, g):
     z, theta, eps = res
-    return (g * (z > theta), -(g * theta * _kernel(z, theta, eps)).sum(axis=0),
+    return (g * (z > theta[None, :]), -(g * theta[None, :] * _kernel(z, theta, eps)).sum(axis=0),
             jnp.zeros_like(eps))
 
 
@@ -113,17 +116,29 @@ def _jumprelu(params, pre, hp, train):
     return _jump(pre, jnp.exp(params["log_threshold"]), hp.bandwidth)
 
 
-def _l1_penalty(params, pre, f, hp):
+def _l1_penalty(params, x, pre, f, hp):
     norms = jnp.linalg.norm(params["W_dec"], axis=0)
-    return hp.l1 * jnp.mean(jnp.sum(f * norms, axis=1))
+    return hp.l1 * jnp.mean(jnp.sum(f * norms[None, :], axis=1))
 
 
-def _l0_penalty(params, pre, f, hp):
+def _l0_penalty(params, x, pre, f, hp):
     return hp.l0 * jnp.mean(jnp.sum(_step(pre, jnp.exp(params["log_threshold"]), hp.bandwidth), axis=1))
 
 
-def _none(params, pre, f, hp):
+def _none(params, x, pre, f, hp):
     return jnp.zeros((), pre.dtype)
+
+
+def _nested(params, x, pre, f, hp):
+    """Matryoshka: the mean squared error of reconstructions from the first d/8, d/4 and d/2
+    latents alone, so early latents must stand on their own (general features first)."""
+    d = f.shape[1]
+    W = params["W_dec"] / jnp.maximum(jnp.linalg.norm(params["W_dec"], axis=0, keepdims=True), 1e-12)
+    total = jnp.zeros((), x.dtype)
+    for p in sorted({max(1, d // 8), max(1, d // 4), max(1, d // 2)} - {d}):
+        x_hat = f[:, :p] @ W[:, :p].T + params["b_dec"][None, :]
+        total = total + jnp.mean(jnp.sum((x - x_hat) ** 2, axis=1))
+    return total
 
 
 def kinds(k: int) -> dict:
@@ -135,6 +150,8 @@ def kinds(k: int) -> dict:
                           "the k x B largest latents of a batch; a learnt threshold at evaluation"),
         "jumprelu": Kind(_jumprelu, _l0_penalty, True,
                          "latents above a learnt threshold, L0 penalty (straight-through)"),
+        "matryoshka": Kind(_topk(k), _nested, True,
+                           "topk whose first d/8, d/4 and d/2 latents must also reconstruct alone"),
     }
 
 
@@ -165,9 +182,9 @@ def decoder(params, kind: str):
 def forward(params, x, kind: str, k: int, hp, train: bool):
     """(x_hat, pre, f) for a batch x[B, m]."""
     spec = kinds(k)[kind]
-    pre = (x - params["b_dec"]) @ params["W_enc"].T + params["b_enc"]
+    pre = (x - params["b_dec"][None, :]) @ params["W_enc"].T + params["b_enc"][None, :]
     f = spec.encode(params, pre, hp, train)
-    return f @ decoder(params, kind).T + params["b_dec"], pre, f
+    return f @ decoder(params, kind).T + params["b_dec"][None, :], pre, f
 
 
 def loss(params, x, kind: str, k: int, hp):
@@ -175,5 +192,5 @@ def loss(params, x, kind: str, k: int, hp):
     plus the kind's penalty."""
     x_hat, pre, f = forward(params, x, kind, k, hp, train=True)
     mse = jnp.mean(jnp.sum((x - x_hat) ** 2, axis=1))
-    penalty = kinds(k)[kind].penalty(params, pre, f, hp)
+    penalty = kinds(k)[kind].penalty(params, x, pre, f, hp)
     return mse + penalty, (mse, penalty, f, pre)

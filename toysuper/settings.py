@@ -208,6 +208,23 @@ def hierarchy(key, v, settings):
                           f"feature is at most one group's parent or one group's child")
 
 
+def check_hierarchy(hierarchy, p, sets=()) -> None:
+    """A hierarchy against the features' densities p and sets: a child at most as dense as its
+    parent (it fires only with it), no feature both in a group and in a set."""
+    in_sets = {i for g in sets for i in g}
+    for group in hierarchy:
+        parent, children = group[0], group[1:]
+        if in_sets & set(group):
+            raise ConfigError(f"data.hierarchy group {group} shares feature(s) "
+                              f"{sorted(in_sets & set(group))} with a correlated or anticorrelated "
+                              f"set; a feature may be in one of them only")
+        for c in children:
+            if p[c] > p[parent] + 1e-12:
+                raise ConfigError(f"data.hierarchy {group}: child {c} has density {p[c]:g} above "
+                                  f"its parent {parent}'s {p[parent]:g}; a child fires only with "
+                                  f"its parent, so its density must be at most the parent's")
+
+
 def results_dir(key, v, settings=None):
     if not isinstance(v, str) or (v and not (Path(v) / "config.toml").is_file()):
         raise ConfigError(f"{key} = {v!r} must be a results directory (one with config.toml), "
@@ -236,7 +253,7 @@ SAE_TABLE = (
     # [sae]
     Setting("sae.kind", "topk", one_of(saes.KINDS), "shape", "kind", doc="toysuper/saes.py"),
     Setting("sae.width", 256, positive_int, "shape", "d", doc="d_sae, the number of latents"),
-    Setting("sae.k", 5, positive_int, "shape", "k", doc="latents per example (topk, batchtopk)"),
+    Setting("sae.k", 5, positive_int, "shape", "k", doc="latents per example (topk, batchtopk, matryoshka)"),
     Setting("sae.l1_coefficient", 1.0, nonneg_number, "model", "l1", doc="L1 coefficient (relu_l1)"),
     Setting("sae.l0_coefficient", 0.01, nonneg_number, "model", "l0", doc="L0 coefficient (jumprelu)"),
     Setting("sae.threshold", 0.05, positive_number("a positive number"), "model", "threshold",

@@ -72,6 +72,11 @@ def filled(s: dict) -> dict:
     out["data.hierarchy"] = s["data.hierarchy"]
     out["source.n_features"], out["source.n_hidden"] = W.shape[1], W.shape[0]
     out["source.toy_kind"] = kind
+    if max((i for g in out["data.hierarchy"] for i in g), default=-1) >= W.shape[1]:
+        raise ConfigError(f"data.hierarchy = {out['data.hierarchy']} names features beyond the "
+                          f"{W.shape[1]} of source.model = {s['source.model']} of '{s['source.results']}'")
+    settings.check_hierarchy(out["data.hierarchy"], densities(out),
+                             out["data.correlated"] + out["data.anticorrelated"])
     return out
 
 

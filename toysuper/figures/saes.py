@@ -13,9 +13,9 @@ import numpy as np
 from toysuper import sae_scores
 from toysuper.figures.style import DPI, FLAG, title
 
-KIND_ORDER = ("relu_l1", "jumprelu", "topk", "batchtopk")
+KIND_ORDER = ("relu_l1", "jumprelu", "topk", "batchtopk", "matryoshka")
 KNOB = {"relu_l1": ("l1_coefficient", "L1 coefficient"), "jumprelu": ("l0_coefficient", "L0 coefficient"),
-        "topk": ("k", "k"), "batchtopk": ("k", "k (mean per example)")}
+        "topk": ("k", "k"), "batchtopk": ("k", "k (mean per example)"), "matryoshka": ("k", "k")}
 ANGLE = 8.0  # degrees: a true feature is found when its matched latent is this close
 
 
