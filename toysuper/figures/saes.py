@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from toysuper import sae_scores
-from toysuper.figures.style import DPI, FLAG, title
+from toysuper.figures.style import DPI, FLAG, mark_panel, title
 
 KIND_ORDER = ("relu_l1", "jumprelu", "topk", "batchtopk", "matryoshka")
 KNOB = {"relu_l1": ("l1_coefficient", "L1 coefficient"), "jumprelu": ("l0_coefficient", "L0 coefficient"),
@@ -83,8 +83,9 @@ def sae_angles(res):
     whose every true feature has a matched latent within ANGLE degrees."""
     df = res.saes[~res.saes["diverged"]].copy()
     df["knob"] = knob(df)
-    cells = df.drop_duplicates(["kind", "knob"]).sort_values(
-        ["kind", "knob"], key=lambda s: s.map(KIND_ORDER.index) if s.name == "kind" else s)
+    by = ["kind", "knob", "resample_every"]
+    cells = df.drop_duplicates(by).sort_values(
+        by, key=lambda s: s.map(KIND_ORDER.index) if s.name == "kind" else s)
     starts = [s for s in ("random", "features") if s in set(df["init"])]
     size = (1.9 * len(cells) + 0.4, 2.3 * len(starts) + 0.8)
     fig, axes = plt.subplots(len(starts), len(cells), figsize=size, dpi=DPI, squeeze=False,
@@ -92,7 +93,7 @@ def sae_angles(res):
     for r, start in enumerate(starts):
         for c, (_, cell) in enumerate(cells.iterrows()):
             ax = axes[r, c]
-            mine = df[(df["kind"] == cell["kind"]) & (df["knob"] == cell["knob"]) & (df["init"] == start)]
+            mine = df[(df[by] == cell[by]).all(axis=1) & (df["init"] == start)]
             F = res.params(int(mine["sae"].iloc[0]))["features"]
             for i in range(F.shape[1]):
                 ax.plot([0, F[0, i]], [0, F[1, i]], color="0.75", lw=4, solid_capstyle="round")
@@ -104,8 +105,11 @@ def sae_angles(res):
                         color="#1f77b4" if good else "#d62728", lw=0.7, alpha=0.5)
             ok = int((mine["worst_angle"] <= ANGLE).sum())
             ax.set(xlim=(-1.15, 1.15), ylim=(-1.15, 1.15), aspect="equal", xticks=[], yticks=[])
-            ax.set_title(f"{cell['kind']} {KNOB[cell['kind']][1].split(' ')[0]}={cell['knob']:g}\n"
-                         f"{ok}/{len(mine)} within {ANGLE:g}°", fontsize=8)
+            again = f", resample {cell['resample_every']}" if cell["resample_every"] else ""
+            ax.set_title(f"{cell['kind']} {KNOB[cell['kind']][1].split(' ')[0]}={cell['knob']:g}"
+                         f"{again}\n{ok}/{len(mine)} within {ANGLE:g}°", fontsize=7.5)
+            losing = int((~mine["beats_trivial"].astype(bool)).sum())
+            mark_panel(ax, f"{losing} lose to trivial" if losing else None)
             if c == 0:
                 ax.set_ylabel(f"start: {start}", fontsize=9)
     fig.suptitle(f"{title(res)}: decoder directions (blue: all {int(df['source_n_features'].iloc[0])} "
