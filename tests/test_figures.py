@@ -38,8 +38,12 @@ def sweep(**changes):
     return models
 
 
+SAE_NAMES = {"sae_dictionary", "sae_angles", "sae_absorption"}
+
+
 def test_registry_keeps_the_names_and_shape():
-    assert set(FIGURES) == OLD_NAMES
+    assert set(FIGURES) == OLD_NAMES | SAE_NAMES
+    assert {name for name, fig in FIGURES.items() if fig.family == "saes"} == SAE_NAMES
     for name, fig in FIGURES.items():
         assert isinstance(fig, Figure) and callable(fig.draw) and fig.doc, name
         assert all(isinstance(n, needs.Need) for n in fig.needs), name
@@ -287,3 +291,23 @@ def test_in_memory_results_compute_the_tables_for_the_footnote():
         assert "models" in _footnote(fig).get_text() and "baseline" in _footnote(fig).get_text()
     finally:
         plt.close("all")
+
+
+def test_sae_figures_draw_stored_sae_results_and_count_the_losers(tmp_path):
+    """sae_angles from results/sae_intro: drawn with a footnote that counts the SAEs losing to
+    the trivial solution, in red when there are any (as stored there: 3)."""
+    res = stored("sae_intro")
+    losing = int((~res.saes["beats_trivial"]).sum())
+    text, flagged = style.footnote_text(res)
+    assert flagged == (losing > 0) and f"{losing} of {len(res.saes)}" in text
+    (png,) = draw(res, ["sae_angles"], tmp_path)
+    assert png.stat().st_size > 10_000
+
+
+def test_a_toy_figure_is_refused_for_an_sae_experiment():
+    from toysuper import config, outputs
+
+    cfg = config.resolve({"name": "s", "sae": {"width": 8}, "figures": ["loss_curves"],
+                                  "source": {"n_features": 8, "n_hidden": 4}})
+    with pytest.raises(ConfigError, match="loss_curves.*sae_dictionary"):
+        outputs.figure_names(cfg)
