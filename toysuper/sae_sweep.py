@@ -11,7 +11,7 @@ the lock. A part keeps the SAEs' parameters as `param/NAME` and their evaluation
 Tables:
   saes.parquet       a row per SAE: its settings (sae.kind -> kind, sae.width -> width,
                      source.model -> source_model, data.density -> density, ...), the stored
-                     source model's own swept settings as source_<name>, and its scores
+                     source model's own swept settings as toy_<name>, and its scores
                      (sae_scores.scores): loss against the trivial solution, fve, l0, dead,
                      shrinkage, mcc, mmcs, recovered, worst_angle
   latents.parquet    a row per (SAE, latent): firing frequency, dead, best and matched feature
@@ -128,20 +128,20 @@ def _settings_row(s: dict) -> dict:
 
 
 def _with_source_settings(df: pd.DataFrame, sweep) -> pd.DataFrame:
-    """The stored source models' own swept settings, as source_<name> columns."""
+    """The stored source models' own swept settings, as toy_<name> columns (toy_density,
+    toy_seed, ...): an SAE sweep over source.model is a sweep over those."""
     found = {}
     for i, s in enumerate(sweep):
         if s["source.kind"] != "model":
             continue
-        res = sources._stored(str(s["source.results"]))
+        res = sources.stored(str(s["source.results"]))
         swept = {c for c in res.models.columns if c in
                  {"case", *(k.split(".", 1)[1] for k in res.config.get("sweep", {}))}}
         row = res.models.loc[res.models["model"] == s["source.model"]].iloc[0]
         for c in swept:
-            found.setdefault(f"source_{c}", {})[i] = row[c]
+            found.setdefault(f"toy_{c}", {})[i] = row[c]
     for name, values in found.items():
-        if name not in df:
-            df[name] = df["sae"].map(values)
+        df[name] = df["sae"].map(values)
     return df
 
 

@@ -36,7 +36,7 @@ class _ShapeBase:
         fields = {field: s[key] for field, key in settings.SAE_SHAPE_FIELDS.items()}
         fields["hierarchy"] = tuple(tuple(g) for g in s["data.hierarchy"])
         return cls(**fields, sets=bool(s["data.correlated"] or s["data.anticorrelated"]),
-                   relu=s.get("source.toy_kind") in ("privileged",))
+                   relu=sources.hidden_relu(s))
 
     @property
     def pairs(self) -> tuple:

@@ -39,13 +39,14 @@ def dictionary(seed: int, n: int, m: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _stored(path: str):
+def stored(path: str):
+    """A stored toy-model results directory, read once per process."""
     return store.load(path)
 
 
 def stored_model(path: str, model: int):
     """(toy kind, flat settings, W) of model `model` of the results directory `path`."""
-    res = _stored(str(path))
+    res = stored(str(path))
     if not 0 <= model < len(res.models):
         raise ConfigError(f"source.model = {model}: '{path}' holds models 0..{len(res.models) - 1}")
     kind = res.kind(model)
@@ -80,12 +81,16 @@ def filled(s: dict) -> dict:
     return out
 
 
+def hidden_relu(s: dict) -> bool:
+    """Whether the source's activations pass a ReLU, h = ReLU(W x) (settings `filled`)."""
+    return s["source.kind"] == "model" and models.MODELS[s["source.toy_kind"]].neurons
+
+
 def embedding(s: dict) -> tuple[np.ndarray, bool]:
     """(W [m, n], whether h = ReLU(W x)) of an SAE's source (settings already `filled`)."""
     if s["source.kind"] == "synthetic":
         return dictionary(s["source.seed"], s["source.n_features"], s["source.n_hidden"]), False
-    kind, _, W = stored_model(s["source.results"], s["source.model"])
-    return W, models.MODELS[kind].neurons
+    return stored_model(s["source.results"], s["source.model"])[2], hidden_relu(s)
 
 
 def true_features(W: np.ndarray, relu: bool) -> np.ndarray:
