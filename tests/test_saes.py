@@ -369,6 +369,27 @@ def test_a_stored_run_beats_the_trivial_solution_and_resumes_without_training(tm
     pd.testing.assert_frame_equal(again.saes, res.saes)
     pd.testing.assert_frame_equal(pd.read_parquet(out / "saes.parquet"), saes_table)
 
+    from toysuper import report  # the report lists the SAE sweep with its own facts and tables
+    index, skipped = report.build(out, tmp_path / "site")
+    page = (tmp_path / "site" / "small" / "index.html").read_text()
+    assert not skipped and "lose to the trivial solution" in index.read_text()
+    assert "saes.parquet" in page and "latents.parquet" in page
+
+
+def test_matryoshka_penalises_each_prefix_reconstruction():
+    """A hand-built matryoshka SAE of 8 orthonormal features, every one active: the whole
+    reconstruction is exact, and the penalty is the error of the first 1, 2 and 4 latents alone,
+    sum over the prefixes of the energy of the features they leave out."""
+    F = np.eye(8, dtype=np.float32)
+    params = {"W_enc": jnp.asarray(F), "b_enc": jnp.zeros(8), "W_dec": jnp.asarray(F), "b_dec": jnp.zeros(8)}
+    x = jnp.asarray(np.random.default_rng(0).uniform(0.1, 1, (16, 8)), jnp.float32)
+    hp = types.SimpleNamespace(l1=0.0, l0=0.0, bandwidth=0.01)
+    total, (mse, penalty, f, _) = saes.loss(params, x, "matryoshka", 8, hp)
+    energy = np.asarray(x) ** 2
+    expect = sum(energy[:, p:].sum(axis=1).mean() for p in (1, 2, 4))
+    assert float(mse) == pytest.approx(0.0, abs=1e-10)
+    assert float(penalty) == pytest.approx(expect, rel=1e-5)
+
 
 # --- 8. a stored toy model as the source ---------------------------------------------------------
 
