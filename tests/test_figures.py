@@ -17,7 +17,9 @@ from toysuper.figures import FIGURES, Figure, draw, geometry, privileged, render
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 OLD_NAMES = {"feature_plane", "superposition_grid", "loss_curves", "phase_diagram",
              "neuron_weights", "computed_features", "asymmetric_motif", "dynamics",
-             "structure_mix", "dims_per_feature", "feature_dims", "nonuniform_plane", "sets_plane"}
+             "structure_mix", "dims_per_feature", "feature_dims", "nonuniform_plane", "sets_plane",
+             "vulnerability", "adversarial_training", "double_descent", "memorization_planes",
+             "width_scaling", "scaling_exponents"}
 
 
 def stored(name):
@@ -65,6 +67,10 @@ BAD = [  # (figure, a sweep it cannot draw, words the error must hold)
     ("dynamics", sweep(), "train.snapshots"),
     ("dynamics", sweep(**{"train.snapshots": [20, 20, 0]}), "train.snapshots"),
     ("asymmetric_motif", sweep(**{"model.kind": ["relu", "privileged", "linear"]}), "abs"),
+    ("double_descent", sweep(**{"data.dataset_size": [10, 0, 100]}), "data.dataset_size"),
+    ("memorization_planes", sweep(**{"data.dataset_size": 10, "model.n_hidden": 3}),
+     "model.n_hidden"),
+    ("width_scaling", sweep(**{"model.n_hidden": [10, 20, 10]}), "model.n_hidden = [10, 20]"),
 ]
 
 
@@ -83,6 +89,8 @@ def test_needs_reject_a_sweep_naming_the_figure(name, settings, words):
     ("dynamics", sweep(**{"train.snapshots": 20})),
     ("asymmetric_motif", sweep(**{"model.kind": ["relu", "abs", "abs"]})),
     ("loss_curves", sweep(**{"model.n_hidden": 7})),
+    ("double_descent", sweep(**{"data.dataset_size": [10, 30, 100]})),
+    ("scaling_exponents", sweep(**{"model.n_hidden": [10, 20, 40]})),
 ])
 def test_needs_accept_a_sweep_that_can_be_drawn(name, settings):
     needs.check(FIGURES[name].needs, settings, f"figure '{name}'")

@@ -19,7 +19,8 @@ def hyper(p, imp):
     return train.Hyper(key=jax.random.PRNGKey(0), eval_key=jax.random.PRNGKey(1),
                        imp=jnp.asarray(imp, jnp.float32),
                        p=jnp.asarray(p, jnp.float32), group=jnp.arange(n), low=jnp.zeros(n),
-                       lr=jnp.float32(1e-3), wd=jnp.float32(0.0), noise=jnp.float32(0.0))
+                       lr=jnp.float32(1e-3), wd=jnp.float32(0.0), noise=jnp.float32(0.0),
+                       adv_eps=jnp.float32(0.0))
 
 
 @pytest.mark.parametrize("shape", [SHAPE, STRATA], ids=["sample", "strata"])

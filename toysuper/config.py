@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toysuper import settings
+from toysuper import models, settings
 from toysuper.errors import ConfigError
 from toysuper.settings import feature_vectors
 
@@ -196,6 +196,7 @@ def expand(cfg: dict) -> list[dict]:
 
 def validate(cfg: dict) -> None:
     """Check the fixed settings and every value of every axis; raises ConfigError."""
+    _check_unswept(cfg)
     if CASES in cfg["sweep"]:  # each case is checked as a sweep with its settings fixed
         for i, case in enumerate(cfg["sweep"][CASES]):
             both = sorted(set(case) & set(cfg["sweep"]))
@@ -246,6 +247,12 @@ def validate(cfg: dict) -> None:
         if kind == "abs" and law != "signed":
             raise ConfigError(f"model.kind = 'abs' computes |x|, which is x itself for data.law = "
                               f"{law!r}; set data.law = 'signed' (active magnitudes U[-1, 1])")
+    for kind, wd in itertools.product(_fixed_or_axis(cfg, "model.kind"),
+                                      _fixed_or_axis(cfg, "train.weight_decay")):
+        if wd < 0 and models.MODELS[kind].embed != "W":
+            raise ConfigError(f"train.weight_decay = {wd}: a negative decay (weight growth) pulls "
+                              f"each feature's embedding column to unit norm, which only the tied "
+                              f"models have; model.kind = {kind!r} is not one of them")
     _check_sets(cfg)
     if "strata" in _fixed_or_axis(cfg, "train.eval"):
         for n, b, e in itertools.product(*(_fixed_or_axis(cfg, k) for k in
@@ -255,6 +262,21 @@ def validate(cfg: dict) -> None:
                     f"train.eval = 'strata' draws train.batch points for each of the 2^n patterns "
                     f"of active features, so train.eval_batch = {e} must be a multiple of "
                     f"train.batch x 2^model.n_features = {b} x 2^{n} = {b * 2**n}")
+
+
+# Settings read only after training (the attack of toysuper/adversarial.py): a sweep axis over
+# them would train identical copies of every model, one per value.
+UNSWEPT = ("attack.",)
+
+
+def _check_unswept(cfg):
+    cases = cfg["sweep"].get(CASES, [])
+    for key in [*cfg["sweep"], *(k for case in cases if isinstance(case, dict) for k in case)]:
+        if key.startswith(UNSWEPT):
+            raise ConfigError(f"{key} cannot be swept (a sweep axis or case): it changes how "
+                              f"trained models are measured, not the models, so each value would "
+                              f"train the same models again; set it in [{key.split('.')[0]}] "
+                              f"(attack.eps takes a list of radii, each applied to every model)")
 
 
 def _check_sets(cfg):

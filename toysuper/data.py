@@ -27,11 +27,13 @@ import numpy as np
 LAWS = {
     "uniform": lambda v: v,          # U[0, 1], the paper's default
     "signed": lambda v: 2 * v - 1,   # U[-1, 1], the computation (abs) task
+    "uniform_0_2": lambda v: 2 * v,  # U[0, 2], the width-scaling study (docs/width_scaling.md)
 }
 SAMPLERS = ("fast", "reference")
 # data.law -> (E[v], E[|v|], E[v^2]) of an active feature's magnitude v: baselines and
 # initialisations built from a feature's mean and variance read them here.
-MOMENTS = {"uniform": (1 / 2, 1 / 2, 1 / 3), "signed": (0.0, 1 / 2, 1 / 3)}
+MOMENTS = {"uniform": (1 / 2, 1 / 2, 1 / 3), "signed": (0.0, 1 / 2, 1 / 3),
+           "uniform_0_2": (1.0, 1.0, 4 / 3)}
 
 _M1, _M2 = np.uint32(0x7FEB352D), np.uint32(0x846CA68B)
 

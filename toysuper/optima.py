@@ -42,16 +42,24 @@ RELATIVE = 0.005
 BASELINES = ("constant", "top-k exact")
 
 
-def constructions(kind: str, n: int, m: int, law: str, imp, p) -> dict:
-    """{baseline name: flax params} of one model: the constant and top-k exact solutions."""
+def constructions(kind: str, n: int, m: int, law: str, imp, p, moments=None) -> dict:
+    """{baseline name: flax params} of one model: the constant and top-k exact solutions.
+
+    `moments`: (E[t_i], E[t_i^2], E[min(t_i, 0)^2]) of the targets t measured on the data the
+    model is judged on, where they are not analytic (a finite training set, unit-norm samples);
+    else they follow from the law and densities p.
+    """
     imp, p = np.asarray(imp, float), np.asarray(p, float)
     spec = models.MODELS[kind]
-    m1, m2 = models.target_moments(kind, law, p)
+    if moments is None:
+        m1, m2 = models.target_moments(kind, law, p)
+        # an exact copy through ReLUs loses the negative half of a signed target (E = p/6)
+        lost = p / 6 if law == "signed" else np.zeros_like(p)
+    else:
+        m1, m2, lost = (np.asarray(v, float) for v in moments)
     const = np.maximum(m1, 0) if spec.relu_out else m1  # a ReLU output cannot go below 0
     const_loss = m2 - 2 * const * m1 + const ** 2
-    # an exact copy through ReLUs loses the negative half of a signed target (E = p/6)
-    exact_loss = (p / 6 if (law == "signed" and spec.target is not jnp.abs and spec.relu_out)
-                  else np.zeros_like(p))
+    exact_loss = lost if (spec.target is not jnp.abs and spec.relu_out) else np.zeros_like(p)
     gain = imp * (const_loss - exact_loss)
     embed = spec.embed
     out = {}
@@ -80,8 +88,8 @@ def constructions(kind: str, n: int, m: int, law: str, imp, p) -> dict:
 
 def _measure_one(shape, params, hp, bases):
     """Evaluation terms of the model and each baseline, and the largest pre-activations."""
-    terms = [train.evaluate_blocks(shape, params, hp)]
-    terms += [train.evaluate_blocks(shape, b, hp) for b in bases]
+    terms = [train.objective_blocks(shape, params, hp)]
+    terms += [train.objective_blocks(shape, b, hp) for b in bases]
     spec = models.MODELS[shape.kind]
     net = spec.build(shape.n, shape.m)
     blocks = math.ceil(shape.eval_batch / shape.batch)
@@ -103,6 +111,26 @@ def _measure(shape):
     return jax.jit(jax.vmap(functools.partial(_measure_one, shape)))
 
 
+def _moments_one(shape, hp):
+    """(E[t], E[t^2], E[min(t, 0)^2]) per feature over the data a model is judged on: its
+    training set, or (unit-norm samples) its first evaluation block."""
+    x = (train.dataset(shape, hp) if shape.dataset
+         else train.draw(shape, jax.random.fold_in(hp.eval_key, 0), hp))
+    t = models.MODELS[shape.kind].target(x)
+    axis = 1 if shape.columns else 0
+    return t.mean(axis), (t * t).mean(axis), (jnp.minimum(t, 0) ** 2).mean(axis)
+
+
+@functools.lru_cache(maxsize=None)
+def _moments(shape):
+    return jax.jit(jax.vmap(functools.partial(_moments_one, shape)))
+
+
+def empirical(shape) -> bool:
+    """Whether a shape's baselines are built from measured moments rather than the law's."""
+    return bool(shape.dataset or shape.unit_norm)
+
+
 def measure(res) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-model verdicts, per-unit largest pre-activations) of every model of `res`."""
     sweep = config.expand(res.config)
@@ -119,8 +147,11 @@ def measure(res) -> tuple[pd.DataFrame, pd.DataFrame]:
             hp = train.inputs([sweep[i] for i in pad], G)
             params = {"params": {k: np.stack([res.params(i)[k] for i in pad])
                                  for k in res.params(pad[0])}}
-            bases = [constructions(shape.kind, shape.n, shape.m, shape.law, hp.imp[j], hp.p[j])
-                     for j in range(G)]
+            measured = [None] * G
+            if empirical(shape):
+                measured = list(zip(*(np.asarray(a, float) for a in _moments(shape)(hp))))
+            bases = [constructions(shape.kind, shape.n, shape.m, shape.law, hp.imp[j], hp.p[j],
+                                   measured[j]) for j in range(G)]
             stacked = [jax.tree.map(lambda *a: np.stack(a), *[b[name] for b in bases])
                        for name in BASELINES]
             terms, hidden, output = (np.asarray(a, np.float64) for a in
@@ -156,7 +187,7 @@ def _verdict(model, shape, terms) -> dict:
 
 @functools.lru_cache(maxsize=None)
 def _evaluate(shape):
-    return jax.jit(jax.vmap(functools.partial(train.evaluate_blocks, shape)))
+    return jax.jit(jax.vmap(functools.partial(train.objective_blocks, shape)))
 
 
 def _terms(res, shape, sweep, pairs) -> np.ndarray:
@@ -240,8 +271,13 @@ def _cells(res, sweep):
     swept = [k for k in res.config.get("sweep", {}) if k not in settings.RESTARTS]
     cell_of = [tuple(_key(s.get("sweep.case" if k == config.CASES else k)) for k in swept)
                for s in sweep]
-    # a diverged model's loss is NaN: any finished seed of its cell is kept before it
-    losses = res.models.set_index("model")["loss"].fillna(np.inf)
+    # a diverged model's loss is NaN: any finished seed of its cell is kept before it. A
+    # finite-data model is chosen by the loss it was trained on, never by its test loss.
+    losses = res.models.set_index("model")["loss"]
+    if "dataset_size" in res.models:
+        finite = res.models.set_index("model")["dataset_size"] > 0
+        losses = losses.where(~finite, res.models.set_index("model")["train_loss"])
+    losses = losses.fillna(np.inf)
     kept: dict = {}
     for i, cell in enumerate(cell_of):
         if cell not in kept or losses[i] < losses[kept[cell]]:

@@ -91,7 +91,7 @@ def describe(cfg: dict, settings: list[dict], plan: list[Chunk], done: int, prob
         models = sum(len(c.ids) for c in mine)
         host += lab.host_bytes(shape, models)
         label = lab.label(shape) if hasattr(lab, "label") else f"{shape.kind} n={shape.n} m={shape.m}"
-        lines.append(f"  {label} batch={shape.batch} "
+        lines.append(f"  {label} batch={getattr(shape, 'step_batch', shape.batch)} "
                      f"steps={shape.steps}: {models} models, {len(mine)} chunk(s) of up to "
                      f"{width} (groups of {lab.group_size(shape)} per device), "
                      f"~{device_gb * 1024:.0f} MB per device")

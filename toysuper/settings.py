@@ -82,6 +82,16 @@ def nonneg_number(key, v, settings=None):
         raise ConfigError(f"{key} = {v!r} must be a number >= 0")
 
 
+def finite_number(key, v, settings=None):
+    if not _is_number(v) or not math.isfinite(v):
+        raise ConfigError(f"{key} = {v!r} must be a finite number")
+
+
+def boolean(key, v, settings=None):
+    if not isinstance(v, bool):
+        raise ConfigError(f"{key} = {v!r} must be true or false")
+
+
 def n_features(settings: dict) -> int:
     """n of a toy model (model.n_features) or of an SAE's source (source.n_features)."""
     return settings.get("model.n_features", settings.get("source.n_features", 1))
@@ -114,6 +124,22 @@ def init_source(key, v, settings=None):
         raise ConfigError(f"{key} = {v!r} is neither 'random', 'construction' nor a results "
                           f"directory (no {Path(v) / 'config.toml'})")
 
+
+def relative_radii(key, v, settings=None):
+    """attack.eps: a radius relative to the input's norm in (0, 1], or a non-empty list of them."""
+    values = v if isinstance(v, list) else [v]
+    if not values or not all(_is_number(e) and 0 < e <= 1 for e in values):
+        raise ConfigError(f"{key} = {v!r} must be a number in (0, 1] or a non-empty list of them, "
+                          f"e.g. [0.05, 0.1]: each a perturbation's norm over the input's norm")
+
+
+def relative_radius(key, v, settings=None):
+    """train.adversarial_eps: a radius relative to the input's norm in [0, 1]."""
+    if not _is_number(v) or not 0 <= v <= 1:
+        raise ConfigError(f"{key} = {v!r} must be a number in [0, 1]: the perturbation's norm over "
+                          f"the input's norm (0: no perturbation)")
+
+
 TABLE = (
     # [model]
     Setting("model.kind", "relu", one_of(models.MODELS), "shape", "kind", salt="always",
@@ -132,11 +158,24 @@ TABLE = (
             doc="sets of features active together"),
     Setting("data.anticorrelated", [], feature_sets, "model", salt="when_set",
             doc="sets of features of which at most one is active"),
+    # Finite data (docs/finite_data.md): T > 0 trains on one fixed set of T samples drawn from
+    # the model's own key, reused every step (all of it when train.batch >= T, else random
+    # minibatches of train.batch rows); the final loss is still measured on fresh samples.
+    Setting("data.dataset_size", 0, nonneg_int, "shape", "dataset", salt="when_set",
+            doc="T, the training set's size (0: fresh samples every step)"),
+    # every sample scaled to unit L2 norm (an all-zero sample stays zero), training and test
+    Setting("data.unit_norm", False, boolean, "shape", "unit_norm", salt="when_set",
+            doc="scale each sample to unit L2 norm"),
     # [train]: defaults follow the reference notebook (docs/data_and_models.md)
     Setting("train.steps", 10_000, positive_int, "shape", "steps"),
     Setting("train.batch", 1024, positive_int, "shape", "batch"),
     Setting("train.lr", 1e-3, positive_number("a positive number"), "model", "lr"),
-    Setting("train.weight_decay", 0.01, nonneg_number, "model", "wd"),
+    # Decoupled (AdamW) weight decay. Negative: weight growth, each feature's embedding column
+    # pulled towards unit norm at rate |wd| (docs/width_scaling.md; tied models only).
+    Setting("train.weight_decay", 0.01, finite_number, "model", "wd"),
+    # whether the decay also acts on the output bias b: AdamW in the reference notebook decays
+    # every parameter; width-scaling studies decay the weights only
+    Setting("train.decay_bias", True, boolean, "shape", "decay_bias"),
     Setting("train.schedule", "constant", one_of(SCHEDULES), "shape", "schedule"),
     Setting("train.warmup", 0, nonneg_int, "shape", "warmup"),
     Setting("train.log_every", 100, positive_int, "shape", "log_every"),
@@ -161,6 +200,15 @@ TABLE = (
     # a warm start's weights (not its output bias) get Gaussian noise of this standard deviation,
     # drawn from the model's own key: seeds of one warm start then differ
     Setting("train.init_noise", 0.01, nonneg_number, "model", "noise"),
+    # Adversarial training (docs/adversarial.md): each training example replaced by its attacked
+    # version, the worst perturbation of norm <= train.adversarial_eps ||x|| found in this many
+    # ascent steps from a random point of the sphere (toysuper/attack.py); 0: clean training.
+    # The final loss is still the clean one. Neither enters the key: seeds of clean and attacked
+    # training start from the same weights and see the same batches.
+    Setting("train.adversarial_steps", 0, nonneg_int, "shape", "adv_steps",
+            doc="ascent steps of the attack on each training example (0: clean training)"),
+    Setting("train.adversarial_eps", 0.1, relative_radius, "model", "adv_eps",
+            doc="the training attack's radius, relative to the input's norm"),
     # [run]: models per compiled chunk (rounded up to whole groups of models on every device; a
     # chunk is saved as soon as it finishes) and the memory one chunk may use per device (CPU
     # devices share the host's); the smaller bound wins. Results do not depend on either.
@@ -172,6 +220,19 @@ TABLE = (
     # neither changes any other model's result.
     Setting("run.on_diverge", "keep", one_of(ON_DIVERGE), "host",
             doc="what a diverged model does to the run: keep it and go on, or stop"),
+    # [attack]: the worst input perturbation of each trained model, read only by the derived
+    # table `adversarial` (toysuper/adversarial.py). Role "model" without a field: stored in
+    # models.parquet, never in train.Shape or train.Hyper and never in a key (salt None), so
+    # they change neither how a model trains nor which programs train it. Not sweepable
+    # (config.validate): every model is attacked at every radius of attack.eps.
+    Setting("attack.eps", [0.1], relative_radii, "model",
+            doc="radii ||d|| / ||x|| of the attack, one table row per model and radius"),
+    Setting("attack.pgd_steps", 100, positive_int, "model",
+            doc="projected gradient ascent steps from each start"),
+    Setting("attack.restarts", 8, positive_int, "model",
+            doc="starts per input: d = 0, then random points of the sphere"),
+    Setting("attack.inputs", 1024, positive_int, "model",
+            doc="inputs with an active feature attacked per model, from its evaluation sample"),
 )
 BY_KEY = {s.key: s for s in TABLE}
 # Settings that choose among training runs of one task rather than define a task: a sweep cell
@@ -363,8 +424,10 @@ def _check_scalar(key, kind, v):
 def feature_vector(key: str, spec, n: int) -> np.ndarray:
     """Build the n-vector of data.density or data.importance from its spec.
 
-    A number (every feature), a list of n numbers, or for importance {decay = r} (I_i = r^i)
-    or {ratio = k} (I = k^-linspace(0, 1, n)).
+    A number (every feature), a list of n numbers, for importance {decay = r} (I_i = r^i)
+    or {ratio = k} (I = k^-linspace(0, 1, n)), for density {power = alpha} or {power = alpha,
+    active = E}: p_i proportional to i^-(1 + alpha) (i = 1..n), scaled so that E features are
+    active on average (sum p_i = E, default 1, as in Liu, Liu & Gore 2025).
     """
     kind = key.split(".")[1]
     if _is_number(spec):
@@ -381,10 +444,21 @@ def feature_vector(key: str, spec, n: int) -> np.ndarray:
         if not _is_number(r) or r <= 0:
             raise ConfigError(f"{key}: {form} = {r!r} must be a positive number")
         vec = r ** np.arange(n, dtype=float) if form == "decay" else float(r) ** -np.linspace(0, 1, n)
+    elif kind == "density" and isinstance(spec, dict) and "power" in spec and set(spec) <= {
+            "power", "active"}:
+        alpha, active = spec["power"], spec.get("active", 1.0)
+        if not _is_number(alpha) or alpha < 0 or not _is_number(active) or active <= 0:
+            raise ConfigError(f"{key} = {spec!r}: power = alpha must be a number >= 0 and "
+                              f"active = E a positive number")
+        vec = np.arange(1, n + 1, dtype=float) ** -(1.0 + alpha)
+        vec *= active / vec.sum()
+        if vec[0] > 1:
+            raise ConfigError(f"{key} = {spec!r} makes feature 0's density {vec[0]:.3g} > 1; "
+                              f"lower active (at most {active / vec[0]:.3g} here)")
     else:
         forms = "a number, a list of n_features numbers"
-        if kind == "importance":
-            forms += ", {decay = r} or {ratio = k}"
+        forms += (", {decay = r} or {ratio = k}" if kind == "importance"
+                  else ", {power = alpha} or {power = alpha, active = E}")
         raise ConfigError(f"{key} = {spec!r} must be {forms}")
     for v in vec:
         _check_scalar(key, kind, float(v))

@@ -11,7 +11,18 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-from toysuper import models, needs, neurons, optima, phase, structures
+from toysuper import (
+    adversarial,
+    finite_data,
+    llc_models,
+    models,
+    needs,
+    neurons,
+    optima,
+    phase,
+    scaling,
+    structures,
+)
 
 
 class Table(NamedTuple):
@@ -38,8 +49,18 @@ DERIVED = {
     "motifs": Table(neurons.motifs, (needs.some("model.kind", ["abs"],
                                                 "computation models (model.kind = 'abs')"),),
                     doc="per asymmetric superposition motif of a computation model"),
+    "datapoints": Table(finite_data.datapoints, finite_data.NEEDS,
+                        doc="per (model, training point): hidden vector norm and dimensionality"),
+    "scaling": Table(scaling.table, scaling.NEEDS,
+                     doc="per cell of the non-width settings: the exponent a of loss ~ m^-a"),
     "computation": Table(neurons.computation,
                          doc="per (model, feature): error against predicting 0, computed or not"),
+    "adversarial": Table(adversarial.table, doc="per (model, attack.eps): clean, attacked and "
+                         "randomly perturbed loss, vulnerability (section 6)"),
+    "llc": Table(llc_models.table, doc="per model: local learning coefficient by SGLD, its "
+                 "standard error across chains, n beta and chain diagnostics (docs/llc.md)"),
+    "llc_traces": Table(llc_models.traces, doc="per (model, chain, SGLD step): minibatch loss at "
+                        "w_t and at w*, drift from w*"),
 }
 
 

@@ -31,7 +31,7 @@ import optax
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from toysuper import data, keys, models, settings
+from toysuper import attack, data, keys, models, settings
 
 # How often each Shape's programs were traced; tests assert one trace per sweep shape.
 TRACES: collections.Counter = collections.Counter()
@@ -60,6 +60,11 @@ class _ShapeBase:
         A speed choice only: data.sample draws the same numbers for a model in either layout.
         """
         return self.n * self.m < COLUMNS_BELOW
+
+    @property
+    def step_batch(self) -> int:
+        """Examples per training step: train.batch, or the whole training set when smaller."""
+        return min(self.batch, self.dataset) if self.dataset else self.batch
 
     @classmethod
     def of(cls, s: dict) -> "Shape":
@@ -96,8 +101,27 @@ def lr_factor(shape: Shape, count):
     return warm * 0.5 * (1 + jnp.cos(jnp.pi * t))
 
 
+def _decay(shape: Shape, wd):
+    """Decoupled weight decay at rate `wd` (a traced per-model scalar), added to Adam's update
+    before the learning rate scales it, as optax.adamw does. wd >= 0: the gradient of
+    wd ||w||^2 / 2 (the bias too when shape.decay_bias). wd < 0, weight growth: the gradient of
+    |wd| (||W_i|| - 1)^2 / 2 for each feature's embedding column W_i, which pulls every feature
+    towards unit norm from either side; the bias is left alone."""
+    def update(updates, state, params):
+        def one(path, g, p):
+            name = path[-1].key
+            if name == "b":
+                return g + wd * p * (wd >= 0) if shape.decay_bias else g
+            norms = jnp.sqrt(jnp.sum(p * p, axis=0, keepdims=True)) + 1e-8
+            return g + jnp.where(wd >= 0, wd * p, -wd * p * (1 - 1 / norms))
+        return jax.tree_util.tree_map_with_path(one, updates, params), state
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 def _optimizer(shape: Shape, hp: Hyper):
-    return optax.adamw(lambda count: hp.lr * lr_factor(shape, count), weight_decay=hp.wd)
+    """AdamW (optax.adamw's defaults) with the decay of `_decay`."""
+    return optax.chain(optax.scale_by_adam(), _decay(shape, hp.wd),
+                       optax.scale_by_learning_rate(lambda count: hp.lr * lr_factor(shape, count)))
 
 
 def _streams(key):
@@ -105,11 +129,29 @@ def _streams(key):
     return jax.random.split(key, 2)
 
 
-def draw(shape: Shape, key, hp: Hyper):
-    """One batch of training (or evaluation) data for one model."""
+def _dataset_key(key):
+    """The key of a model's fixed training set (data.dataset_size), apart from both streams."""
+    return jax.random.fold_in(_streams(key)[0], 2)
+
+
+def draw(shape: Shape, key, hp: Hyper, size: int | None = None):
+    """A batch of `size` (default train.batch) fresh training or evaluation samples for one model."""
     sets = (hp.group, hp.low) if shape.sets else (None, None)
-    return data.sample(key, hp.p, shape.batch, shape.law, *sets, sampler=shape.sampler,
-                       columns=shape.columns)
+    x = data.sample(key, hp.p, size or shape.batch, shape.law, *sets, sampler=shape.sampler,
+                    columns=shape.columns)
+    if shape.unit_norm:  # each sample (a column, or a row) to unit length; zeros stay zero
+        norm = jnp.sqrt(jnp.sum(x * x, axis=0 if shape.columns else 1, keepdims=True))
+        x = x / jnp.where(norm > 0, norm, 1.0)
+    return x
+
+
+def dataset(shape: Shape, hp: Hyper):
+    """One model's fixed training set of data.dataset_size samples (rows, or columns)."""
+    return draw(shape, _dataset_key(hp.key), hp, shape.dataset)
+
+
+def _examples(shape: Shape, X, idx):
+    return X[:, idx] if shape.columns else X[idx]
 
 
 def _loss(shape: Shape, params, x, imp_N):
@@ -146,10 +188,22 @@ def segment_one(shape: Shape, state, hp: Hyper, segment):
     """Run `log_every` steps from step `segment * log_every`; returns the new state and mean loss."""
     _, k_train = _streams(hp.key)
     opt = _optimizer(shape, hp)
+    X = dataset(shape, hp) if shape.dataset else None  # drawn again each segment: no state
+
+    def batch(key):
+        if not shape.dataset:
+            return draw(shape, key, hp)
+        if shape.batch >= shape.dataset:  # full batch
+            return X
+        return _examples(shape, X, jax.random.randint(key, (shape.batch,), 0, shape.dataset))
 
     def step(state, i):
         params, opt_state = state
-        x = draw(shape, jax.random.fold_in(k_train, segment * shape.log_every + i), hp)
+        key = jax.random.fold_in(k_train, segment * shape.log_every + i)
+        x = batch(key)
+        if shape.adv_steps:  # adversarial training: learn at each example's attacked version
+            x = attack.perturb(shape.kind, shape.n, shape.m, params, x, hp.imp, hp.adv_eps,
+                               jax.random.fold_in(key, 1), shape.adv_steps, shape.columns)
         loss, grads = jax.value_and_grad(functools.partial(_loss, shape))(params, x, hp.imp)
         updates, opt_state = opt.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
@@ -196,6 +250,18 @@ def evaluate_blocks(shape: Shape, params, hp: Hyper):
     return terms
 
 
+def dataset_blocks(shape: Shape, params, hp: Hyper):
+    """The loss on the model's own training set (data.dataset_size), as a one-term array like
+    evaluate_blocks: the objective a finite-data model was trained on."""
+    return _loss(shape, params, dataset(shape, hp), hp.imp)[None]
+
+
+def objective_blocks(shape: Shape, params, hp: Hyper):
+    """Terms of the loss the model was trained to minimise: the training set's, or the
+    expected loss's estimate (toysuper/optima.py judges models on this)."""
+    return dataset_blocks(shape, params, hp) if shape.dataset else evaluate_blocks(shape, params, hp)
+
+
 def group_size(shape: Shape) -> int:
     """Models vmapped together on a device; a power of two from MIN_GROUP to MAX_GROUP.
 
@@ -204,7 +270,7 @@ def group_size(shape: Shape) -> int:
     """
     cpu = jax.devices()[0].platform == "cpu"
     entries, most = (GROUP_ENTRIES, MAX_GROUP) if cpu else (ACCELERATOR_ENTRIES, 2 ** 14)
-    fit = max(1, entries // (shape.batch * shape.n))
+    fit = max(1, entries // (max(shape.step_batch, shape.dataset) * shape.n))
     return int(min(max(2 ** int(math.log2(fit)), MIN_GROUP), most))
 
 
@@ -249,7 +315,8 @@ def memory(shape: Shape) -> tuple[int, int]:
     and the hidden layer with its gradient (4 m x B), in float32.
     """
     per_model = 4 * (7 * n_params(shape) + 4 * shape.n + 8)
-    in_flight = 4 * group_size(shape) * shape.batch * (8 * shape.n + 4 * shape.m)
+    in_flight = 4 * group_size(shape) * (shape.step_batch * (8 * shape.n + 4 * shape.m)
+                                          + shape.dataset * shape.n)
     return per_model, in_flight
 
 

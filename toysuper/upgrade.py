@@ -10,6 +10,9 @@ package only ever sees current results; `toysuper upgrade DIR` writes the upgrad
   2 -> 3  the same for settings added since (train.init_from, train.init_noise).
   3 -> 4  models.parquet gains `diverged` (False) and `diverged_step` (missing): such a run
           stopped at its first diverged model (run.on_diverge came later), so none diverged.
+  4 -> 5  toy-model results: settings added since (data.dataset_size, data.unit_norm,
+          train.decay_bias, ..., and the [attack] section) as in 1 -> 2. SAE results had none
+          added.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import pandas as pd
 from toysuper import settings
 from toysuper.errors import ConfigError
 
-SCHEMA = 4
+SCHEMA = 5
 try:
     VERSION = metadata.version("toysuper")  # recorded beside the schema, for people
 except metadata.PackageNotFoundError:  # a source tree that was not installed
@@ -57,7 +60,12 @@ def _divergence(cfg: dict, tables: dict) -> None:
             diverged=False, diverged_step=pd.array([pd.NA] * len(models), "Int64"))
 
 
-STEPS = {1: _to_2, 2: _settings, 3: _divergence}  # schema k -> the step that makes it k + 1
+def _toy_settings(cfg: dict, tables: dict) -> None:
+    if settings.family(cfg) == "toys":
+        _settings(cfg, tables)
+
+
+STEPS = {1: _to_2, 2: _settings, 3: _divergence, 4: _toy_settings}  # schema k -> the step that makes it k + 1
 
 
 def upgrade(cfg: dict, tables: dict | None = None, where="results") -> tuple[dict, dict]:

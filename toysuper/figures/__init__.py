@@ -1,10 +1,10 @@
 """Paper-style figures, drawn only from a stored results directory (store.Results).
 
 One module per section of the paper: intro (1), superposition (2), phase_change (3),
-geometry (4), dynamics (5), privileged (7), computation (8), and training (loss curves, for any
-section); style holds what they share. Where a cell of a sweep holds several seeds a figure
-shows the lowest-loss model, the paper's practice of keeping the best of several runs, and says
-so; with one seed per cell it does not mention seeds.
+geometry (4), dynamics (5), adversarial (6), privileged (7), computation (8), and training (loss
+curves, for any section); style holds what they share. Where a cell of a sweep holds several
+seeds a figure shows the lowest-loss model, the paper's practice of keeping the best of several
+runs, and says so; with one seed per cell it does not mention seeds.
 
 Every figure marks in red a model it shows that is trapped (loss above a trivial exact solution)
 or, as a cell's kept model, at a local minimum (toysuper/optima.py; style.flags, mark_panel,
@@ -40,8 +40,10 @@ matplotlib.use("Agg")  # figures go to files; no display is assumed. Before pypl
 from toysuper import needs
 from toysuper.errors import ConfigError
 from toysuper.figures import (
+    adversarial,
     computation,
     dynamics,
+    finite_data,
     geometry,
     intro,
     phase_change,
@@ -49,6 +51,7 @@ from toysuper.figures import (
     saes,
     superposition,
     training,
+    width_scaling,
 )
 from toysuper.figures.style import footnote, footnote_text, save
 
@@ -71,6 +74,8 @@ SNAPSHOTS = needs.every("train.snapshots",
                         lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
                         "train.snapshots > 0 (weights saved during training)")
 COMPUTATION = needs.some("model.kind", ["abs"], "a computation model (model.kind = 'abs')")
+ADVERSARIAL_TRAINING = needs.some("train.adversarial_steps", lambda v: isinstance(v, int) and v > 0,
+                                  "a model trained on attacked inputs (train.adversarial_steps > 0)")
 
 FIGURES = {
     "feature_plane": Figure(intro.feature_plane, (PLANE,), (),
@@ -99,6 +104,24 @@ FIGURES = {
                                "section 4: the hidden plane as one feature's setting is swept"),
     "sets_plane": Figure(geometry.sets_plane, (PLANE,), (),
                          "section 4: correlated and anticorrelated feature sets in the plane"),
+    "vulnerability": Figure(adversarial.vulnerability, (), ("adversarial",),
+                            "section 6: vulnerability to the worst small perturbation against "
+                            "1-S, beside features per dimension 1/D*"),
+    "adversarial_training": Figure(
+        adversarial.adversarial_training, (ADVERSARIAL_TRAINING,), ("adversarial",),
+        "section 6: features per dimension, vulnerability and clean loss of models trained on "
+        "attacked inputs against clean ones"),
+    "double_descent": Figure(finite_data.double_descent, finite_data.NEEDS, ("datapoints",),
+                             "finite data: test and training loss against the training set's "
+                             "size T, feature and training point dimensionality"),
+    "memorization_planes": Figure(finite_data.memorization_planes, (PLANE, *finite_data.NEEDS), (),
+                                  "finite data: training points' hidden vectors and features in "
+                                  "the plane for a few T"),
+    "width_scaling": Figure(width_scaling.width_scaling, width_scaling.NEEDS, ("scaling",),
+                            "width scaling: loss against m per weight decay and alpha, with fits"),
+    "scaling_exponents": Figure(width_scaling.scaling_exponents, width_scaling.NEEDS, ("scaling",),
+                                "width scaling: fitted exponent and represented features over "
+                                "the (alpha, weight decay) grid"),
     "sae_dictionary": Figure(saes.sae_dictionary, (), (),
                              "SAEs: MCC, dead latents and L0 against d_sae/n, per kind and sparsity",
                              "saes"),

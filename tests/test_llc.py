@@ -1,0 +1,207 @@
+"""The LLC estimator (toysuper/llc.py) against known answers: a regular model's lambda is d/2,
+each degenerate direction takes 1/2 off, and the estimate does not depend on the seed or the
+number of chains beyond its error; the SGLD step, vmapping and diagnostics behave as documented."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from toysuper import llc
+from toysuper.errors import ConfigError
+
+N = 1000
+# eps * n beta * curvature (2 for x ~ N(0, 1) under mean squared error) = 0.03: SGLD's
+# discretisation inflates the posterior's variance by 1 / (1 - 0.03/4), under 1%.
+SAMPLER = llc.Sampler(eps=1e-4, gamma=1.0, chains=8, draws=10_000, burn_in=1000, batch=100)
+# for the mechanics: one short program shared by several tests (eps, gamma, n_beta are inputs)
+SHORT = llc.Sampler(eps=1e-4, gamma=1.0, chains=2, draws=200, burn_in=0, batch=100)
+
+
+def _regression(d, seed=0, duplicate=False):
+    """(X, y, least-squares w*) of y = X w0 + noise, n = N; `duplicate`: the last column of X
+    repeats the first, so one direction of w (w_0 - w_last) leaves every prediction unchanged."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(N, d))
+    if duplicate:
+        X[:, -1] = X[:, 0]
+    y = X @ rng.normal(size=d) + 0.5 * rng.normal(size=N)
+    w = np.linalg.lstsq(X, y, rcond=None)[0]
+    return X.astype(np.float32), y.astype(np.float32), w.astype(np.float32)
+
+
+def _mse(w, batch):
+    x, t = batch
+    return jnp.mean((x @ w - t) ** 2)
+
+
+def _product(w, batch):
+    """y = w0 w1 x_0 + w2 x_1 + ...: d parameters, d - 1 directions that change the model."""
+    x, t = batch
+    coef = jnp.concatenate([(w[0] * w[1])[None], w[2:]])
+    return jnp.mean((x @ coef - t) ** 2)
+
+
+def _flat(w, batch):
+    return 0.0 * (jnp.sum(w) + jnp.sum(batch[1]))
+
+
+def _lam(loss, data, w, seed=1, sampler=SAMPLER):
+    return llc.summary(llc.estimate(loss, data, w, jax.random.PRNGKey(seed), sampler), sampler)
+
+
+@pytest.fixture(scope="module")
+def known():
+    """One vmapped program for the linear known answers (one compilation): d = 10 regressions,
+    full rank (three seeds of the chains) and with a duplicated column."""
+    regular, duplicate = _regression(10), _regression(10, duplicate=True)
+    cases = [regular, duplicate, regular, regular]
+    X, y, w = (np.stack([c[j] for c in cases]) for j in range(3))
+    keys = jax.random.split(jax.random.PRNGKey(1), len(cases))
+    chains = llc.estimate(_mse, (X, y), w, keys, SAMPLER, models=True)
+    r = llc.summary(chains, SAMPLER)
+    return [{**{k: v[i] for k, v in r.items()}, "chains": chains.lambdas[i]}
+            for i in range(len(cases))]
+
+
+def test_regular_regression_gives_half_its_dimension(known):
+    r = known[0]
+    assert r["llc"] == pytest.approx(5.0, rel=0.05)
+    assert r["n_beta"] == pytest.approx(N / math.log(N))
+    assert r["llc_se"] < 0.1 and not r["chains_disagree"]
+    assert r["diverged_chains"] == r["drifted_chains"] == r["negative_chains"] == 0
+    assert not r["above_half_d"]
+
+
+def test_a_duplicated_input_column_takes_half_off(known):
+    full, flat = known[0], known[1]
+    assert flat["llc"] == pytest.approx(4.5, rel=0.05)
+    assert full["llc"] - flat["llc"] > 3 * math.hypot(full["llc_se"], flat["llc_se"])
+
+
+def test_parameters_entering_as_a_product_lose_one_direction():
+    X, y, w = _regression(9)  # fit y ~ (a b) x_0 + c . x_rest with |a| = |b| = sqrt(|w_0|)
+    a = math.sqrt(abs(w[0]))
+    w10 = np.concatenate([[a, math.copysign(a, w[0])], w[1:]]).astype(np.float32)
+    r = _lam(_product, (X, y), w10)
+    assert r["llc"] == pytest.approx(4.5, rel=0.05)  # 10 parameters, 9 directions that matter
+
+
+def test_estimate_is_stable_across_seeds_and_chain_counts(known):
+    """Three seeds of 8 chains, and each seed's two halves of 4 chains (independent chains, so
+    each half is what a 4-chain run gives), all within 6% of each other."""
+    runs = [known[i]["chains"] for i in (0, 2, 3)]
+    values = [c.mean() for c in runs] + [h.mean() for c in runs for h in (c[:4], c[4:])]
+    assert max(values) - min(values) < 0.06 * 5.0, values
+
+
+def test_full_batch_uses_the_whole_data_set_and_minibatches_rescore_w_star_on_each():
+    X, y, w = _regression(3)
+    full = llc.estimate(_mse, (X[:100], y[:100]), w, jax.random.PRNGKey(0), SHORT)  # batch = n
+    mini = llc.estimate(_mse, (X, y), w, jax.random.PRNGKey(0), SHORT)
+    # the first draw is at w* itself; the baseline is the full loss at w*, or each batch's
+    assert np.allclose(full.base, float(_mse(w, (X[:100], y[:100]))), rtol=1e-6)
+    assert np.allclose(mini.loss[..., 0], mini.base[..., 0])
+    assert mini.base.std(axis=-1).min() > 0
+    assert full.loss.shape == (2, 200) and full.lambdas.shape == (2,)
+    assert full.n_beta == pytest.approx(100 / math.log(100))
+
+
+def test_steps_follow_the_sgld_update():
+    """w_{t+1} = w_t - (eps/2)(n beta grad L(w_t) + gamma (w_t - w*)) + sqrt(eps) z_t, read off
+    a loss linear in w (L(w) = w_0 + w_1, gradient (1, 1)) on a full batch. Runs with the same
+    key draw the same noise z, so their difference isolates each term."""
+    X = np.ones((10, 2), np.float32)
+    s = llc.Sampler(eps=0.01, gamma=0.0, chains=1, draws=3, burn_in=0, batch=10, n_beta=3.0)
+
+    def linear(w, x):
+        return jnp.mean(x @ w)
+
+    def run(**change):
+        return llc.estimate(linear, X, np.zeros(2, np.float32), jax.random.PRNGKey(0),
+                            s._replace(**change)).loss[0]
+
+    base, tiny_beta, local = run(), run(n_beta=1e-9), run(gamma=5.0)
+    assert base[0] == 0.0  # the first draw is at w* = 0
+    # the drift of one step: (eps/2) n beta (1 + 1) on L
+    assert tiny_beta[1] - base[1] == pytest.approx(0.5 * 0.01 * 3.0 * 2, rel=1e-3)
+    # the noise: L(w_1) - drift = (1, 1) . sqrt(eps) z, variance 2 eps
+    assert abs(base[1] + 0.03) < 5 * math.sqrt(2 * 0.01)
+    # localization acts from the second step on: -(eps/2) gamma (1, 1) . (w_1 - w*)
+    assert local[1] == pytest.approx(base[1])
+    assert local[2] - base[2] == pytest.approx(-0.5 * 0.01 * 5.0 * base[1], rel=1e-3, abs=1e-7)
+
+
+def test_models_vmapped_together_match_each_estimated_alone():
+    sets = [_regression(3, seed) for seed in (0, 1)]
+    X = np.stack([s[0] for s in sets])
+    y = np.stack([s[1] for s in sets])
+    w = np.stack([s[2] for s in sets])
+    keys = jax.random.split(jax.random.PRNGKey(5), 2)
+    short = SHORT
+    both = llc.estimate(_mse, (X, y), w, keys, short, models=True)
+    assert both.lambdas.shape == (2, 2) and both.loss.shape == (2, 2, 200)
+    for i in range(2):
+        alone = llc.estimate(_mse, (X[i], y[i]), w[i], keys[i], short)
+        np.testing.assert_allclose(both.loss[i], alone.loss, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(both.lambdas[i], alone.lambdas, rtol=1e-3, atol=1e-4)
+    shared = llc.estimate(_mse, (X[0], y[0]), w, keys, short, models=True, shared_data=True)
+    np.testing.assert_allclose(shared.lambdas[0], both.lambdas[0], rtol=1e-3, atol=1e-4)
+
+
+def test_diagnostics_flag_diverged_drifting_and_negative_chains():
+    X, y, w = _regression(3)
+    short = SHORT
+    blown = _lam(_mse, (X, y), w, sampler=short._replace(eps=0.1))  # eps n beta h ~ 30: unstable
+    assert blown["diverged_chains"] == 2 and "diverged" in llc.verdict(blown)
+    # not a minimum: w* shifted by 0.3 along every axis; the chains find lower loss
+    off = _lam(_mse, (X, y), w + 0.3, sampler=short)
+    assert off["negative_chains"] == 2 and off["llc"] < 0 and "negative" in llc.verdict(off)
+    # a flat loss and no localization: a random walk of sqrt(eps steps d) = 0.45 from ||w*|| = 0.1
+    walk = _lam(_flat, (X, y), np.full(3, 0.06, np.float32), sampler=short._replace(gamma=0.0, eps=3e-4))
+    assert walk["drifted_chains"] == 2 and walk["llc"] == 0.0 and "drifted" in llc.verdict(walk)
+    assert _lam(_mse, (X, y), w, sampler=short)["max_drift"] < llc.DRIFT
+
+
+def test_chains_that_disagree_say_so():
+    steps = np.zeros((4, 10))
+    chains = llc.Chains(steps, steps, steps, np.array([1.0, 5.0, 1.0, 5.0]), np.array(100.0))
+    r = llc.summary(chains, SHORT)
+    assert r["llc"] == 3.0 and r["llc_se"] == pytest.approx(np.std([1, 5, 1, 5], ddof=1) / 2)
+    assert r["chains_disagree"] and "disagree" in llc.verdict(r)
+    calm = llc.summary(chains._replace(lambdas=np.array([3.0, 3.1, 2.9, 3.0])), SHORT)
+    assert not calm["chains_disagree"] and llc.verdict(calm) == "ok"
+    # 4 parameters: no minimum has lambda above 2
+    high = llc.summary(chains._replace(lambdas=np.array([3.0, 3.1, 2.9, 3.0]), dims=4), SHORT)
+    assert high["above_half_d"] and "above d/2" in llc.verdict(high)
+
+
+def test_settings_no_estimate_can_come_from_are_refused_in_words():
+    X, y, w = _regression(2)
+    for bad, word in ((dict(chains=0), "chains"), (dict(eps=0.0), "eps"), (dict(gamma=-1.0), "gamma"),
+                      (dict(burn_in=-1), "burn_in"), (dict(n_beta=0.0), "n_beta")):
+        with pytest.raises(ConfigError, match=word):
+            llc.estimate(_mse, (X, y), w, jax.random.PRNGKey(0), SAMPLER._replace(**bad))
+    with pytest.raises(ConfigError, match="at least 2 examples"):
+        llc.estimate(_mse, (X[:1], y[:1]), w, jax.random.PRNGKey(0), SAMPLER)
+
+
+def test_llc_table_of_stored_toy_models_measures_each_on_its_own_data(tiny):
+    """The derived tables on a trained sweep: one row per model, n = its training set's size
+    for a finite-data model and llc_models.N fresh samples otherwise, traces for every chain."""
+    from toysuper import llc_models, tables, train_sweep
+
+    res = train_sweep(dict(tiny, sweep={"data.dataset_size": [0, 300]}))
+    table = tables.get(res, "llc")
+    steps = tables.get(res, "llc_traces")
+    s = llc_models.SAMPLER
+    assert list(table["model"]) == [0, 1] and list(table["n"]) == [llc_models.N, 300]
+    assert table["n_beta"].to_numpy() == pytest.approx([N / math.log(N), 300 / math.log(300)], rel=1e-5)
+    # 15 parameters (W 2 x 5, b 5): 0 < lambda <= 7.5 at a minimum
+    assert (table["llc"] > 0).all() and not table["above_half_d"].any()
+    assert len(steps) == 2 * s.chains * s.steps and table["verdict"].map(type).eq(str).all()
+    # the first step of every chain is at w* itself
+    first = steps[steps["step"] == 0]
+    assert np.allclose(first["loss"], first["base"]) and np.allclose(first["drift"], 0.0)

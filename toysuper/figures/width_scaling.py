@@ -1,0 +1,99 @@
+"""Loss scaling with width (docs/width_scaling.md): loss against m per superposition regime with
+the fitted power laws, and the fitted exponent over the (alpha, weight decay) grid."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib import colors
+
+from toysuper import optima, scaling, tables
+from toysuper.figures.style import DPI, flags, ring, title
+
+NEEDS = scaling.NEEDS
+
+
+def _kept(res):
+    kept = res.models.set_index("model").loc[optima.kept_models(res)].reset_index()
+    return kept.assign(alpha=kept["density"].map(scaling.alpha))
+
+
+def width_scaling(res):
+    """Loss against m (log-log), one panel per weight decay, one line per alpha, each with its
+    fitted m^-a (dashed) and a in the legend; m^-1 and m^-alpha guides in grey."""
+    kept = _kept(res)
+    fits = tables.get(res, "scaling")
+    decays = sorted(kept["weight_decay"].unique())
+    alphas = sorted(kept["alpha"].dropna().unique())
+    cmap = plt.get_cmap("viridis")
+    shade = {a: cmap(0.1 + 0.8 * i / max(len(alphas) - 1, 1)) for i, a in enumerate(alphas)}
+    marks = flags(res)
+    optima_losses = tables.get(res, "optima").set_index("model")["exact_loss"]
+    fig, axes = plt.subplots(1, len(decays), figsize=(4.0 * len(decays), 5.2), dpi=DPI,
+                             squeeze=False, sharey=True)
+    for ax, wd in zip(axes[0], decays):
+        here = kept[kept["weight_decay"] == wd]
+        for a in alphas:
+            line = here[here["alpha"] == a].sort_values("n_hidden")
+            if line.empty:
+                continue
+            fit = fits[(fits["weight_decay"] == wd) & (fits["alpha"] == a)]
+            a_fit = float(fit["exponent"].iloc[0]) if len(fit) else np.nan
+            ax.plot(line["n_hidden"], line["loss"], "o-", color=shade[a], ms=4,
+                    label=f"alpha = {a:g}: a = {a_fit:.2f}")
+            if len(fit):
+                m = np.geomspace(line["n_hidden"].min(), line["n_hidden"].max(), 20)
+                ax.plot(m, np.exp(float(fit["log_prefactor"].iloc[0])) * m ** -a_fit, "--",
+                        color=shade[a], lw=0.9)
+                exact = optima_losses.loc[line["model"]]
+                ax.plot(line["n_hidden"], exact, ":", color=shade[a], lw=1.4, alpha=0.7)
+            bad = line[line["model"].isin(marks)]
+            if len(bad):
+                ring(ax, bad["n_hidden"], bad["loss"])
+        regime = ("weight growth" if wd < 0 else "no decay" if wd == 0 else "weight decay")
+        ax.set(xscale="log", yscale="log", xlabel="width m", title=f"weight decay {wd:g}\n({regime})")
+        ax.plot([], [], ":", color="0.4", label="top-m exact solution (weak-superposition limit)")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2),
+                  title="fitted loss ~ m^-a (dashed)",
+                  title_fontsize=7)
+    axes[0, 0].set_ylabel("loss (kept model of each m)")
+    fig.suptitle(f"{title(res)}: loss against width, n = {int(kept['n_features'].iloc[0])}, "
+                 f"p_i ~ i^-(1+alpha)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return fig
+
+
+def scaling_exponents(res):
+    """The fitted exponent a over the (alpha, weight decay) grid, beside the share of features
+    represented at the largest width; the two predictions (a = alpha, a = 1) are in the text."""
+    fits = tables.get(res, "scaling").dropna(subset=["alpha"])
+    alphas = sorted(fits["alpha"].unique())
+    decays = sorted(fits["weight_decay"].unique())
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.9), dpi=DPI)
+    top = colors.Normalize(0, max(2.0, fits["exponent"].max(), fits["exact_exponent"].max()))
+    for ax, col, label, norm, cmap in (
+            (axes[0], "exponent", "trained models: a (loss ~ m^-a)", top, "magma"),
+            (axes[1], "exact_exponent", "top-m exact solution: a", top, "magma"),
+            (axes[2], "represented_max_m", "features with ||W_i|| > 0.5, largest m",
+             colors.Normalize(0, 1), "Blues")):
+        grid = np.full((len(alphas), len(decays)), np.nan)
+        for _, row in fits.iterrows():
+            grid[alphas.index(row["alpha"]), decays.index(row["weight_decay"])] = row[col]
+        im = ax.imshow(grid, cmap=cmap, norm=norm, origin="lower", aspect="auto")
+        for i in range(len(alphas)):
+            for j in range(len(decays)):
+                v = grid[i, j]
+                word = "" if np.isnan(v) else (f"{v:.0%}" if col.startswith("represented")
+                                               else f"{v:.2f}")
+                ax.text(j, i, word,
+                        ha="center", va="center", fontsize=8,
+                        color="white" if (not np.isnan(v) and norm(v) < 0.55) == (cmap == "magma")
+                        else "black")
+        ax.set(xticks=range(len(decays)), xticklabels=[f"{d:g}" for d in decays],
+               yticks=range(len(alphas)), yticklabels=[f"{a:g}" for a in alphas],
+               xlabel="weight decay (negative: weight growth)", ylabel="alpha", title=label)
+        fig.colorbar(im, ax=ax, shrink=0.85)
+    fig.suptitle(f"{title(res)}: weak superposition predicts a = alpha, strong superposition "
+                 f"a = 1", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return fig
