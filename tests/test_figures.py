@@ -19,7 +19,7 @@ OLD_NAMES = {"feature_plane", "superposition_grid", "loss_curves", "phase_diagra
              "neuron_weights", "computed_features", "asymmetric_motif", "dynamics",
              "structure_mix", "dims_per_feature", "feature_dims", "nonuniform_plane", "sets_plane",
              "vulnerability", "adversarial_training", "double_descent", "memorization_planes",
-             "width_scaling", "scaling_exponents"}
+             "width_scaling", "scaling_exponents", "llc_kgons"}
 
 
 def stored(name):

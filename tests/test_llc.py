@@ -205,3 +205,22 @@ def test_llc_table_of_stored_toy_models_measures_each_on_its_own_data(tiny):
     # the first step of every chain is at w* itself
     first = steps[steps["step"] == 0]
     assert np.allclose(first["loss"], first["base"]) and np.allclose(first["drift"], 0.0)
+
+
+def test_llc_snapshots_table_has_a_row_per_model_and_snapshot_with_its_structure_label():
+    """llc_snapshots (toysuper/llc_dynamics.py): one row per (model, snapshot step), the label k
+    counted from the snapshot's W, the loss measured on the model's own training set."""
+    from toysuper import llc_dynamics, llc_models, metrics, train_sweep
+
+    cfg = llc_models.one_hot_config(size=200)
+    cfg["train"] = {"steps": 300, "batch": 200, "log_every": 100, "eval_batch": 1024, "snapshots": 3}
+    cfg["sweep"] = {"train.seed": {"range": 2}}
+    res = train_sweep(cfg)
+    short = llc_models.SAMPLER._replace(chains=2, draws=50, burn_in=0)
+    table = llc_dynamics.snapshots(res, sampler=short)
+    assert list(table["model"]) == [0, 0, 0, 1, 1, 1] and list(table["step"]) == [100, 200, 300] * 2
+    steps, Ws = res.snapshot_W(1)
+    assert list(table["k"][3:]) == [int((metrics.norms(W) >= metrics.REPRESENTED).sum()) for W in Ws]
+    assert (table["n"] == 200).all() and (table["loss"] > 0).all()
+    assert table["verdict"].map(type).eq(str).all()
+    assert np.isfinite(table["llc"]).all() and np.isfinite(table["llc_se"]).all()

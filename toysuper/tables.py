@@ -14,6 +14,7 @@ from typing import Callable, NamedTuple
 from toysuper import (
     adversarial,
     finite_data,
+    llc_dynamics,
     llc_models,
     models,
     needs,
@@ -61,6 +62,11 @@ DERIVED = {
                  "standard error across chains, n beta and chain diagnostics (docs/llc.md)"),
     "llc_traces": Table(llc_models.traces, doc="per (model, chain, SGLD step): minibatch loss at "
                         "w_t and at w*, drift from w*"),
+    "llc_snapshots": Table(llc_dynamics.snapshots, llc_dynamics.NEEDS, doc="per (model, "
+                           "snapshot step): LLC, its standard error and diagnostics, training-set "
+                           "loss, and k, the features with ||W_i|| >= 0.5 (a k-gon)"),
+    "llc_kgons": Table(llc_dynamics.kgons, llc_dynamics.KGON_NEEDS, doc="per k: the regular k-gon "
+                       "fitted to the first model's data set, its loss and LLC (reference lines)"),
 }
 
 

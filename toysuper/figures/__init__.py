@@ -46,6 +46,7 @@ from toysuper.figures import (
     finite_data,
     geometry,
     intro,
+    llc,
     phase_change,
     privileged,
     saes,
@@ -122,6 +123,9 @@ FIGURES = {
     "scaling_exponents": Figure(width_scaling.scaling_exponents, width_scaling.NEEDS, ("scaling",),
                                 "width scaling: fitted exponent and represented features over "
                                 "the (alpha, weight decay) grid"),
+    "llc_kgons": Figure(llc.llc_kgons, (SNAPSHOTS, PLANE), ("llc_snapshots", "llc_kgons"),
+                        "LLC: loss and LLC of every snapshot over training, coloured by the "
+                        "structure k, with the regular k-gons' values (Chen et al. 2023)"),
     "sae_dictionary": Figure(saes.sae_dictionary, (), (),
                              "SAEs: MCC, dead latents and L0 against d_sae/n, per kind and sparsity",
                              "saes"),
