@@ -61,11 +61,14 @@ def _atomic(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
-def _savez(path: Path, arrays: dict) -> None:
+def _savez(path: Path, arrays: dict, compress: bool = False) -> None:
+    """`compress` for the weights kept with the results: a sweep over widths stacks every model's
+    weights zero-padded to the largest, and the padding compresses away. Resume parts are
+    written and read once, so they are not compressed."""
     # through an open file: np.savez given a path would append ".npz" to the temporary name
     def write(p):
         with open(p, "wb") as fh:
-            np.savez(fh, **arrays)
+            (np.savez_compressed if compress else np.savez)(fh, **arrays)
     _atomic(path, write)
 
 
@@ -335,9 +338,9 @@ def write_results(out: Path, tables: dict, weights: dict, snapshots: dict, summa
     out = Path(out)
     for name in TABLES:
         write_table(out / f"{name}.parquet", tables[name])
-    _savez(out / "weights.npz", weights)
+    _savez(out / "weights.npz", weights, compress=True)
     if snapshots:
-        _savez(out / "snapshots.npz", snapshots)
+        _savez(out / "snapshots.npz", snapshots, compress=True)
     write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
 
 
@@ -349,7 +352,7 @@ def write_sae_results(out: Path, tables: dict, weights: dict, summary: dict) -> 
     out = Path(out)
     for name, df in tables.items():
         write_table(out / f"{name}.parquet", df)
-    _savez(out / "weights.npz", weights)
+    _savez(out / "weights.npz", weights, compress=True)
     write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
 
 
