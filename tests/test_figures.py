@@ -19,7 +19,7 @@ OLD_NAMES = {"feature_plane", "superposition_grid", "loss_curves", "phase_diagra
              "neuron_weights", "computed_features", "asymmetric_motif", "dynamics",
              "structure_mix", "dims_per_feature", "feature_dims", "nonuniform_plane", "sets_plane",
              "vulnerability", "adversarial_training", "double_descent", "memorization_planes",
-             "width_scaling", "scaling_exponents", "llc_kgons"}
+             "width_scaling", "scaling_exponents", "llc_kgons", "llc_traces"}
 
 
 def stored(name):
@@ -319,3 +319,14 @@ def test_a_toy_figure_is_refused_for_an_sae_experiment():
                                   "source": {"n_features": 8, "n_hidden": 4}})
     with pytest.raises(ConfigError, match="loss_curves.*sae_dictionary"):
         outputs.figure_names(cfg)
+
+
+def test_llc_traces_draw_every_chain_with_its_verdict(tmp_path):
+    res = stored("llc_kgons")
+    fig = render(res, "llc_traces")
+    per_model = tables.get(res, "llc")
+    drawn = [ax for ax in fig.axes if ax.get_title()]
+    assert len(drawn) == min(len(per_model), 6)
+    for ax, (_, row) in zip(drawn, per_model.iterrows()):
+        assert row["verdict"] in ax.get_title() and f"model {int(row['model'])}" in ax.get_title()
+        assert len(ax.lines) >= int(row["chains"])  # a line per chain, then the estimate

@@ -123,6 +123,8 @@ FIGURES = {
     "scaling_exponents": Figure(width_scaling.scaling_exponents, width_scaling.NEEDS, ("scaling",),
                                 "width scaling: fitted exponent and represented features over "
                                 "the (alpha, weight decay) grid"),
+    "llc_traces": Figure(llc.llc_traces, (), ("llc", "llc_traces"),
+                         "LLC: every SGLD chain's loss gap over its steps, per model, with verdicts"),
     "llc_kgons": Figure(llc.llc_kgons, (SNAPSHOTS, PLANE), ("llc_snapshots", "llc_kgons"),
                         "LLC: loss and LLC of every snapshot over training, coloured by the "
                         "structure k, with the regular k-gons' values (Chen et al. 2023)"),

@@ -83,3 +83,43 @@ def llc_kgons(res):
                  f"one line per model",
                  fontsize=10)
     return fig
+
+
+# models drawn by llc_traces: one panel each, the first ones of the table
+TRACE_PANELS = 6
+
+
+def llc_traces(res):
+    """The SGLD chains behind each estimate: per model (up to TRACE_PANELS), every chain's
+    n beta (L_batch(w_t) - L_batch(w*)) against the SGLD step, smoothed over 50 steps, the
+    burn-in shaded, and the estimate with its standard error as a band. A chain that is not
+    finite, drifted from w* or averaged below 0 is drawn in red; the verdict heads the panel."""
+    per_model, steps = tables.get(res, "llc"), tables.get(res, "llc_traces")
+    shown = per_model.head(TRACE_PANELS)
+    cols = min(3, len(shown))
+    rows = int(np.ceil(len(shown) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.2 * rows), dpi=DPI, squeeze=False)
+    for ax in axes.ravel()[len(shown):]:
+        ax.axis("off")
+    for ax, (_, row) in zip(axes.ravel(), shown.iterrows()):
+        mine = steps[steps["model"] == row["model"]]
+        burn = int(row["burn_in"])
+        ax.axvspan(0, burn, color="0.92", zorder=0)
+        for _, chain in mine.groupby("chain"):
+            gap = row["n_beta"] * (chain["loss"].to_numpy() - chain["base"].to_numpy())
+            smooth = np.convolve(gap, np.ones(50) / 50, mode="valid")
+            after = gap[burn:]
+            bad = (not np.all(np.isfinite(gap))) or np.nanmean(after) < 0
+            ax.plot(np.arange(len(smooth)) + 25, smooth, lw=0.8,
+                    color=FLAG if bad else "C0", alpha=0.8)
+        est, se = row["llc"], row["llc_se"]
+        ax.axhspan(est - se, est + se, color="black", alpha=0.15)
+        ax.axhline(est, color="black", lw=0.9)
+        verdict = row["verdict"]
+        ax.set_title(f"model {int(row['model'])}: {est:.2f} +- {se:.2f}\n{verdict}", fontsize=8,
+                     color="black" if verdict == "ok" else FLAG)
+        ax.set(xlabel="SGLD step", ylabel="n beta (L(w_t) - L(w*))")
+    fig.suptitle(f"{title(res)}: SGLD chains of the LLC (grey: burn-in; band: estimate +- s.e.; "
+                 f"red: a chain below 0 or not finite)", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return fig
