@@ -91,12 +91,17 @@ def vulnerability(res):
         ax_d.scatter([], [], s=5, color="0.55", label="every seed")
     if len(shown):
         ring(ax_v, [], [], label=f"red ring: {FLAG_WORDS}")
-    for ax in (ax_v, ax_d, ax_s):
+    return _finish(fig, (ax_v, ax_d, ax_s), res, models, single,
+                   "the worst perturbation of norm eps ||x|| (projected gradient ascent)")
+
+
+def _finish(fig, axes, res, models, single: bool, what: str):
+    """Legends under the panels and the title naming the sizes and, with seeds, what is drawn."""
+    for ax in axes:
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     n, m = int(models["n_features"].max()), int(models["n_hidden"].max())
     seeds = "" if single else "; lines: the lowest-loss seed of each density, dots: every seed"
-    fig.suptitle(f"{title(res)}: the worst perturbation of norm eps ||x|| (projected gradient "
-                 f"ascent), n={n} features, m={m} dimensions{seeds}", fontsize=10)
+    fig.suptitle(f"{title(res)}: {what}, n={n} features, m={m} dimensions{seeds}", fontsize=10)
     return fig
 
 
@@ -166,10 +171,4 @@ def adversarial_training(res):
         ax_v.plot([], [], styles[e], color="0.3", label=f"attacked at eps = {e:g}")
     if not single:
         ax_d.scatter([], [], s=6, color="0.5", label="every seed")
-    for ax in (ax_d, ax_v, ax_l):
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
-    n, m = int(models["n_features"].max()), int(models["n_hidden"].max())
-    seeds = "" if single else "; lines: the lowest-loss seed of each density, dots: every seed"
-    fig.suptitle(f"{title(res)}: clean and adversarial training, n={n} features, m={m} "
-                 f"dimensions{seeds}", fontsize=10)
-    return fig
+    return _finish(fig, (ax_d, ax_v, ax_l), res, models, single, "clean and adversarial training")
