@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from toysuper import train
+from toysuper import models, train
 
 SHAPE = train.Shape(kind="relu", n=4, m=2, law="uniform", steps=1000, batch=4096,
                     schedule="cosine", warmup=100, log_every=100, eval_batch=2**17)
@@ -94,3 +94,31 @@ def test_rows_and_columns_layouts_compute_the_same_model(kind, monkeypatch):
     np.testing.assert_allclose(as_rows, as_cols, rtol=1e-5)
     direct = jnp.mean((models.MODELS[kind].target(x) - net.apply(params, x)) ** 2 @ imp)
     np.testing.assert_allclose(as_rows, direct, rtol=1e-5)
+
+
+def test_unit_weight_init_starts_every_feature_near_norm_one(kind="relu"):
+    # train.weight_init = "unit": every weight N(0, 1/m), so a feature's m weights have squared
+    # norm 1 on average; Xavier-normal starts them at 2m / (m + n) = 0.08 here
+    shape = dataclasses.replace(SHAPE, kind=kind, n=400, m=16)
+    hp = hyper(np.full(400, 0.1), np.ones(400))
+    zero = jax.tree.map(jnp.zeros_like, models.MODELS[kind].build(400, 16).init(
+        jax.random.PRNGKey(0), jnp.zeros(400)))  # the warm start, unused: warm is False
+    for name, want in [("xavier", 2 * 16 / 416), ("unit", 1.0)]:
+        params, _ = train.init_one(dataclasses.replace(shape, weight_init=name), hp, zero, False)
+        for w in (v for k, v in params["params"].items() if k != "b"):
+            assert float(jnp.mean(w**2)) * 16 == pytest.approx(want, rel=0.05)
+        assert not np.any(params["params"]["b"])
+
+
+def test_bias_inits_zero_mean_and_normal():
+    shape = dataclasses.replace(SHAPE, n=2000, m=4)
+    p = np.linspace(0.01, 1.0, 2000)
+    hp = hyper(p, np.ones(2000))
+    zero = jax.tree.map(jnp.zeros_like, models.MODELS["relu"].build(2000, 4).init(
+        jax.random.PRNGKey(0), jnp.zeros(2000)))
+    b = {name: np.asarray(train.init_one(dataclasses.replace(shape, bias_init=name), hp,
+                                         zero, False)[0]["params"]["b"])
+         for name in ("zero", "mean", "normal")}
+    assert not np.any(b["zero"])
+    np.testing.assert_allclose(b["mean"], p / 2, rtol=1e-5)  # E[x_i] for magnitudes U[0, 1]
+    assert abs(b["normal"].mean()) < 0.1 and b["normal"].std() == pytest.approx(1.0, rel=0.06)

@@ -111,7 +111,8 @@ def per_feature(key, v, settings):
 
 SCHEDULES = ("constant", "cosine")
 EVALS = ("sample", "strata")
-BIAS_INITS = ("zero", "mean")
+BIAS_INITS = ("zero", "mean", "normal")
+WEIGHT_INITS = ("xavier", "unit")
 INIT_SOURCES = ("random", "construction")
 ON_DIVERGE = ("keep", "stop")
 
@@ -192,7 +193,14 @@ TABLE = (
     # the output bias at initialisation: "zero" as the reference notebook, or "mean", each
     # output's optimal constant E[target_i] (p_i/2 for magnitudes U[0, 1]): an output ReLU
     # started at b = 0 with a negative pre-activation never fires and never learns (optima.py)
+    # ..., or "normal": b_i ~ N(0, 1), as width-scaling studies start (docs/width_scaling.md)
     Setting("train.bias_init", "zero", one_of(BIAS_INITS), "shape", "bias_init"),
+    # the random start of the weights: "xavier" (Xavier-normal, the reference notebook: a
+    # feature's column has norm ~ sqrt(2m / (m + n)), small when n >> m) or "unit" (every entry
+    # N(0, 1/m): each feature starts at norm ~ 1, as width-scaling studies start; under weight
+    # decay a feature that starts small may never grow, one that starts at 1 must be decayed away)
+    Setting("train.weight_init", "xavier", one_of(WEIGHT_INITS), "shape", "weight_init",
+            doc="random start of the weights: Xavier-normal or N(0, 1/m) per entry"),
     # where training starts (toysuper/starts.py): "random" (Flax's initialisers), "construction"
     # (the top-k exact solution of toysuper/optima.py) or a results directory (its solution for
     # the same task, else the one of its kept solutions that scores lowest on this task)

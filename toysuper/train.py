@@ -162,6 +162,22 @@ def _loss(shape: Shape, params, x, imp_N):
     return jnp.mean(jnp.sum(imp * (spec.target(x) - out) ** 2, axis=0 if shape.columns else 1))
 
 
+def _random_start(shape: Shape, hp: Hyper, params, key):
+    """Flax's initial `params` changed as train.weight_init and train.bias_init ask."""
+    p = dict(params["params"])
+    k_w, k_b = jax.random.split(key)
+    if shape.weight_init == "unit":  # every weight N(0, 1/m): each feature's vector has norm ~ 1
+        names = sorted(k for k in p if k != "b")
+        for name, k in zip(names, jax.random.split(k_w, len(names))):
+            p[name] = jax.random.normal(k, p[name].shape, p[name].dtype) / jnp.sqrt(shape.m)
+    if shape.bias_init == "mean":  # each output starts at its optimal constant E[target_i]
+        mean, _ = models.target_moments(shape.kind, shape.law, hp.p)
+        p["b"] = mean.astype(p["b"].dtype)
+    elif shape.bias_init == "normal":
+        p["b"] = jax.random.normal(k_b, p["b"].shape, p["b"].dtype)
+    return {"params": p}
+
+
 def init_one(shape: Shape, hp: Hyper, start, warm):
     """One model's parameters and optimizer state at step 0.
 
@@ -172,9 +188,7 @@ def init_one(shape: Shape, hp: Hyper, start, warm):
     k_init, _ = _streams(hp.key)
     spec = models.MODELS[shape.kind]
     params = spec.build(shape.n, shape.m).init(k_init, jnp.zeros(shape.n))
-    if shape.bias_init == "mean":  # each output starts at its optimal constant E[target_i]
-        mean, _ = models.target_moments(shape.kind, shape.law, hp.p)
-        params = {"params": {**params["params"], "b": mean.astype(params["params"]["b"].dtype)}}
+    params = _random_start(shape, hp, params, jax.random.fold_in(k_init, 2))
     names = sorted(start["params"])
     noise = dict(zip(names, jax.random.split(jax.random.fold_in(k_init, 1), len(names))))
     start = {"params": {name: v if name == "b" else

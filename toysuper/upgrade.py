@@ -13,6 +13,7 @@ package only ever sees current results; `toysuper upgrade DIR` writes the upgrad
   4 -> 5  toy-model results: settings added since (data.dataset_size, data.unit_norm,
           train.decay_bias, ..., and the [attack] section) as in 1 -> 2. SAE results had none
           added.
+  5 -> 6  toy-model results: train.weight_init ("xavier", how they started) as in 1 -> 2.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pandas as pd
 from toysuper import settings
 from toysuper.errors import ConfigError
 
-SCHEMA = 5
+SCHEMA = 6
 try:
     VERSION = metadata.version("toysuper")  # recorded beside the schema, for people
 except metadata.PackageNotFoundError:  # a source tree that was not installed
@@ -65,7 +66,7 @@ def _toy_settings(cfg: dict, tables: dict) -> None:
         _settings(cfg, tables)
 
 
-STEPS = {1: _to_2, 2: _settings, 3: _divergence, 4: _toy_settings}  # schema k -> the step that makes it k + 1
+STEPS = {1: _to_2, 2: _settings, 3: _divergence, 4: _toy_settings, 5: _toy_settings}  # schema k -> the step that makes it k + 1
 
 
 def upgrade(cfg: dict, tables: dict | None = None, where="results") -> tuple[dict, dict]:
