@@ -8,7 +8,8 @@ import optax
 import pandas as pd
 import pytest
 
-from toysuper import config, finite_data, metrics, optima, settings, sweep, train
+from toysuper import config, finite_data, metrics, optima, scaling, settings, sweep, train
+from toysuper.results import Results
 from toysuper.errors import ConfigError
 
 
@@ -149,3 +150,30 @@ def test_data_point_dimensionality_of_a_hand_built_model():
     got = finite_data.datapoints(res)
     np.testing.assert_allclose(got["dimensionality"], metrics.dimensionality(H))
     np.testing.assert_allclose(got["hidden_norm"], np.linalg.norm(H, axis=0))
+
+
+def test_scaling_table_fits_the_power_laws_and_counts_features_per_dimension():
+    # three widths whose kept models lose 2 m^-0.8 (the top-m solution m^-0.5) and represent
+    # exactly m of n = 80 features: exponents 0.8 and 0.5 with r^2 = 1, one feature per dimension
+    widths, n = [10, 20, 40], 80
+    cfg = config.resolve({"name": "t", "model": {"kind": "relu", "n_features": n},
+                          "data": {"density": {"power": 1.0}},
+                          "train": {"weight_decay": 1.0, "weight_init": "unit"},
+                          "sweep": {"model.n_hidden": widths, "train.seed": [0, 1]}})
+    rows = [{"model": 2 * i + seed, "n_hidden": m, "n_features": n, "weight_decay": 1.0,
+             "weight_init": "unit", "density": '{"power": 1.0}', "seed": seed,
+             "loss": 2 * m ** -0.8 * (1 + seed)}  # seed 1 loses: not kept
+            for i, m in enumerate(widths) for seed in (0, 1)]
+    feats = pd.DataFrame([{"model": r["model"], "feature": i,
+                           "norm": 1.0 if i < r["n_hidden"] else 0.1}
+                          for r in rows for i in range(n)])
+    res = Results(None, cfg, pd.DataFrame(rows), feats, pd.DataFrame(), {})
+    res.derived["optima"] = pd.DataFrame({"model": [r["model"] for r in rows],
+                                          "exact_loss": [r["n_hidden"] ** -0.5 for r in rows]})
+    (row,) = scaling.table(res).to_dict("records")
+    assert row["exponent"] == pytest.approx(0.8) and row["r2"] == pytest.approx(1.0)
+    assert row["log_prefactor"] == pytest.approx(np.log(2))
+    assert row["exact_exponent"] == pytest.approx(0.5) and row["alpha"] == 1.0
+    assert row["represented_min_m"] == pytest.approx(10 / n)
+    assert row["kept_per_dim_max_m"] == pytest.approx(1.0)
+    assert (row["weight_decay"], row["weight_init"], row["widths"]) == (1.0, "unit", 3)

@@ -55,7 +55,7 @@ def table(res) -> pd.DataFrame:
     """scaling.parquet: per cell of the non-width settings, the fitted exponent a, its r^2, the
     same fit on the top-m exact solution's loss (`exact_exponent`), the widths fitted, and the
     share of features represented (||W_i|| > metrics.REPRESENTED) at the smallest and largest
-    width."""
+    width, and at the largest the features represented per hidden dimension."""
     swept = [k for k in res.config.get("sweep", {})
              if k not in settings.RESTARTS and k not in (WIDTH, config.CASES)]
     columns = [settings.column(k) for k in swept]
@@ -75,10 +75,17 @@ def table(res) -> pd.DataFrame:
         a_exact, c_exact, _ = (fit(group["n_hidden"], exact[group["model"]]) if len(group) >= 2
                                else (np.nan,) * 3)
         first, last = group.iloc[0], group.iloc[-1]
-        rows.append({**dict(zip(columns, cell)), "alpha": alpha(first["density"]),
+        # weight decay and start name a regime in the figures, swept or not
+        rows.append({"weight_decay": float(first["weight_decay"]),
+                     "weight_init": first["weight_init"],
+                     **dict(zip(columns, cell)), "alpha": alpha(first["density"]),
                      "exponent": a, "log_prefactor": c, "r2": r2, "exact_exponent": a_exact,
                      "exact_log_prefactor": c_exact, "widths": len(group),
                      "m_min": int(first["n_hidden"]), "m_max": int(last["n_hidden"]),
                      "represented_min_m": float(share[first["model"]]),
-                     "represented_max_m": float(share[last["model"]])})
+                     "represented_max_m": float(share[last["model"]]),
+                     # ~1 in the weak regime (a direction for about m features), > 1 in
+                     # superposition, < 1 when decay drops features the width had room for
+                     "kept_per_dim_max_m": float(share[last["model"]] * last["n_features"]
+                                                 / last["n_hidden"])})
     return pd.DataFrame(rows)

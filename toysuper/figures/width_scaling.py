@@ -18,26 +18,37 @@ def _kept(res):
     return kept.assign(alpha=kept["density"].map(scaling.alpha))
 
 
+def _regimes(table):
+    """The (weight decay, start) pairs of a models or scaling table, each a regime of its own."""
+    return sorted(set(zip(table["weight_decay"], table["weight_init"])))
+
+
+def _regime(wd, init):
+    name = "weight growth" if wd < 0 else "no decay" if wd == 0 else "weight decay"
+    return name + (", unit-norm start" if init == "unit" else "")
+
+
 def width_scaling(res):
     """Loss against m (log-log), one panel per weight decay, one line per alpha, each with its
     fitted m^-a (dashed) and a in the legend; m^-1 and m^-alpha guides in grey."""
     kept = _kept(res)
     fits = tables.get(res, "scaling")
-    decays = sorted(kept["weight_decay"].unique())
+    regimes = _regimes(kept)
     alphas = sorted(kept["alpha"].dropna().unique())
     cmap = plt.get_cmap("viridis")
     shade = {a: cmap(0.1 + 0.8 * i / max(len(alphas) - 1, 1)) for i, a in enumerate(alphas)}
     marks = flags(res)
     optima_losses = tables.get(res, "optima").set_index("model")["exact_loss"]
-    fig, axes = plt.subplots(1, len(decays), figsize=(4.0 * len(decays), 5.2), dpi=DPI,
-                             squeeze=False, sharey=True)
-    for ax, wd in zip(axes[0], decays):
-        here = kept[kept["weight_decay"] == wd]
+    fig, axes = plt.subplots(1, len(regimes), figsize=(4.0 * max(len(regimes), 2), 5.2),
+                             dpi=DPI, squeeze=False, sharey=True)
+    for ax, (wd, init) in zip(axes[0], regimes):
+        here = kept[(kept["weight_decay"] == wd) & (kept["weight_init"] == init)]
         for a in alphas:
             line = here[here["alpha"] == a].sort_values("n_hidden")
             if line.empty:
                 continue
-            fit = fits[(fits["weight_decay"] == wd) & (fits["alpha"] == a)]
+            fit = fits[(fits["weight_decay"] == wd) & (fits["weight_init"] == init)
+                       & (fits["alpha"] == a)]
             a_fit = float(fit["exponent"].iloc[0]) if len(fit) else np.nan
             ax.plot(line["n_hidden"], line["loss"], "o-", color=shade[a], ms=4,
                     label=f"alpha = {a:g}: a = {a_fit:.2f}")
@@ -50,8 +61,8 @@ def width_scaling(res):
             bad = line[line["model"].isin(marks)]
             if len(bad):
                 ring(ax, bad["n_hidden"], bad["loss"])
-        regime = ("weight growth" if wd < 0 else "no decay" if wd == 0 else "weight decay")
-        ax.set(xscale="log", yscale="log", xlabel="width m", title=f"weight decay {wd:g}\n({regime})")
+        ax.set(xscale="log", yscale="log", xlabel="width m",
+               title=f"weight decay {wd:g}\n({_regime(wd, init)})")
         ax.plot([], [], ":", color="0.4", label="top-m exact solution (weak-superposition limit)")
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2),
                   title="fitted loss ~ m^-a (dashed)",
@@ -68,7 +79,7 @@ def scaling_exponents(res):
     represented at the largest width; the two predictions (a = alpha, a = 1) are in the text."""
     fits = tables.get(res, "scaling").dropna(subset=["alpha"])
     alphas = sorted(fits["alpha"].unique())
-    decays = sorted(fits["weight_decay"].unique())
+    regimes = _regimes(fits)
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.9), dpi=DPI)
     top = colors.Normalize(0, max(2.0, fits["exponent"].max(), fits["exact_exponent"].max()))
     for ax, col, label, norm, cmap in (
@@ -76,12 +87,13 @@ def scaling_exponents(res):
             (axes[1], "exact_exponent", "top-m exact solution: a", top, "magma"),
             (axes[2], "represented_max_m", "features with ||W_i|| > 0.5, largest m",
              colors.Normalize(0, 1), "Blues")):
-        grid = np.full((len(alphas), len(decays)), np.nan)
+        grid = np.full((len(alphas), len(regimes)), np.nan)
         for _, row in fits.iterrows():
-            grid[alphas.index(row["alpha"]), decays.index(row["weight_decay"])] = row[col]
+            j = regimes.index((row["weight_decay"], row["weight_init"]))
+            grid[alphas.index(row["alpha"]), j] = row[col]
         im = ax.imshow(grid, cmap=cmap, norm=norm, origin="lower", aspect="auto")
         for i in range(len(alphas)):
-            for j in range(len(decays)):
+            for j in range(len(regimes)):
                 v = grid[i, j]
                 word = "" if np.isnan(v) else (f"{v:.0%}" if col.startswith("represented")
                                                else f"{v:.2f}")
@@ -89,7 +101,9 @@ def scaling_exponents(res):
                         ha="center", va="center", fontsize=8,
                         color="white" if (not np.isnan(v) and norm(v) < 0.55) == (cmap == "magma")
                         else "black")
-        ax.set(xticks=range(len(decays)), xticklabels=[f"{d:g}" for d in decays],
+        ax.set(xticks=range(len(regimes)),
+               xticklabels=[f"{wd:g}" + ("\nunit start" if init == "unit" else "")
+                            for wd, init in regimes],
                yticks=range(len(alphas)), yticklabels=[f"{a:g}" for a in alphas],
                xlabel="weight decay (negative: weight growth)", ylabel="alpha", title=label)
         fig.colorbar(im, ax=ax, shrink=0.85)
