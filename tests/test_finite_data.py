@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from toysuper import config, finite_data, metrics, optima, scaling, settings, sweep, train
-from toysuper.results import Results
 from toysuper.errors import ConfigError
+from toysuper.results import Results
 
 
 def _shape_hp(overrides, n=20, m=5):

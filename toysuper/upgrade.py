@@ -66,7 +66,8 @@ def _toy_settings(cfg: dict, tables: dict) -> None:
         _settings(cfg, tables)
 
 
-STEPS = {1: _to_2, 2: _settings, 3: _divergence, 4: _toy_settings, 5: _toy_settings}  # schema k -> the step that makes it k + 1
+# schema k -> the step that makes it k + 1
+STEPS = {1: _to_2, 2: _settings, 3: _divergence, 4: _toy_settings, 5: _toy_settings}
 
 
 def upgrade(cfg: dict, tables: dict | None = None, where="results") -> tuple[dict, dict]:
