@@ -30,8 +30,8 @@ def _regime(wd, init):
 
 def width_scaling(res):
     """Loss against m (log-log), one panel per regime (weight decay and start), one line per
-    alpha, each with its fitted m^-a (dashed) and a in the legend; m^-1 and m^-alpha guides in
-    grey."""
+    alpha, each with its fitted m^-a (dashed) and a in the legend, and the top-m exact
+    solution's loss (dotted), the weak-superposition limit."""
     kept = _kept(res)
     fits = tables.get(res, "scaling")
     regimes = _regimes(kept)
