@@ -1,0 +1,1 @@
+"""Measurements for claims: adversarial (filled in by its owner)."""

@@ -1,0 +1,1 @@
+"""Measurements for claims: computation (filled in by its owner)."""

@@ -1,0 +1,1 @@
+"""Measurements for claims: finite_data (filled in by its owner)."""

@@ -1,0 +1,1 @@
+"""Measurements for claims: llc (filled in by its owner)."""

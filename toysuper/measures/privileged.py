@@ -1,0 +1,1 @@
+"""Measurements for claims: privileged (filled in by its owner)."""

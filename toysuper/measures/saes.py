@@ -1,0 +1,1 @@
+"""Measurements for claims: saes (filled in by its owner)."""

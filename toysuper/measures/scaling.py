@@ -1,0 +1,1 @@
+"""Measurements for claims: scaling (filled in by its owner)."""

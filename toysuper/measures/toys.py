@@ -1,0 +1,1 @@
+"""Measurements for claims: toys (filled in by its owner)."""
