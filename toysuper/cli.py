@@ -88,12 +88,13 @@ def _run(args) -> int:
     if res is None:  # a multi-host run's other processes: process 0 writes and reports
         print(f"process {hosts.index()} of {hosts.count()}: done; process 0 wrote the results")
         return 0
-    from toysuper import optima, sae_sweep, tables
+    from toysuper import claims, optima, sae_sweep, tables
     from toysuper.results import SaeResults
 
     if isinstance(res, SaeResults):
         print(f"{len(res.saes)} SAEs -> {res.path}")
         print(sae_sweep.summary(res))
+        print(claims.summary(tables.get(res, "claims")))
         for png in sorted((res.path / "figures").glob("*.png")):
             print(f"  {png}")
         return 0
@@ -101,6 +102,7 @@ def _run(args) -> int:
     if report := sweep.diverged_report(res):
         print(report)
     print(optima.summary(tables.get(res, "optima"), tables.get(res, "neighbours")))
+    print(claims.summary(tables.get(res, "claims")))
     for png in sorted((res.path / "figures").glob("*.png")):
         print(f"  {png}")
     return 0

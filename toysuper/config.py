@@ -24,7 +24,9 @@ from toysuper.settings import feature_vectors
 
 # traps: why the stored results of this experiment are known to hold trapped models or local
 # minima (tests/test_committed_results.py accepts them only when this says why)
-TOP_LEVEL = {"name", "description", "figures", "tables", "traps"}
+# claims: the experiment's findings beside the paper's, as [[claims]] tables (toysuper/claims.py
+# checks them against the registered measurements, in outputs.check, before training)
+TOP_LEVEL = {"name", "description", "figures", "tables", "traps", "claims"}
 SECTIONS = settings.SECTIONS  # of a toy-model experiment; an SAE experiment's: settings.sections("saes")
 AXIS_FORMS = ("list", "logspace", "linspace", "range")
 # [sweep] cases = [{...}, {...}]: an axis whose values each set several keys together
@@ -54,7 +56,7 @@ def resolve(raw: dict, overrides=()) -> dict:
     sections = settings.sections(family)
     cfg = settings.defaults(family)
     cfg.update({"name": "experiment", "description": "", "figures": [], "tables": [], "traps": "",
-                "sweep": {}})
+                "claims": [], "sweep": {}})
     for key, value in raw.items():
         if key in sections:
             if not isinstance(value, dict):
@@ -352,6 +354,8 @@ def to_toml(cfg: dict) -> str:
     for key in ("name", "description", "traps", "figures", "tables", "schema", "version"):
         if key in cfg:
             lines.append(f"{key} = {_toml_value(cfg[key])}")
+    if cfg.get("claims"):  # written only when stated, so configs without claims read as before
+        lines.append(f"claims = {_toml_value(cfg['claims'])}")
     for section in settings.sections(settings.family(cfg)):
         lines.append(f"\n[{section}]")
         lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in cfg[section].items()]

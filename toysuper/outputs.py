@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from toysuper import figures, needs, settings, store, tables
+from toysuper import claims, figures, needs, settings, store, tables
 from toysuper.errors import ConfigError
 
 
@@ -32,22 +32,25 @@ def figure_names(cfg: dict) -> list[str]:
     return names
 
 
-# made for every run: whether each model beats its trivial baselines and each cell its
+# made for every toy run: whether each model beats its trivial baselines and each cell its
 # neighbours' solutions (toysuper/optima.py)
 ALWAYS = ("optima", "neighbours")
+# made for every run of every family: the experiment's claims measured on it (toysuper/claims.py)
+EVERY = ("claims",)
 
 
 def table_names(cfg: dict, figure_list=None) -> list[str]:
     """The tables every run makes, the experiment's own and those its figures read, each once."""
     always = ALWAYS if settings.family(cfg) == "toys" else ()  # SAEs: sae_sweep's own tables
-    own = list(always) + _known(cfg, "tables", tables.DERIVED)
+    own = list(always) + list(EVERY) + _known(cfg, "tables", tables.DERIVED)
     used = [t for f in (figure_names(cfg) if figure_list is None else figure_list)
             for t in figures.FIGURES[f].tables]
     return list(dict.fromkeys(own + used))
 
 
 def check(cfg: dict, sweep: list[dict]) -> None:
-    """Raise ConfigError if a figure or table is unknown or the sweep cannot satisfy its needs."""
+    """Raise ConfigError if a figure, table or claim is unknown or the sweep cannot satisfy its needs."""
+    claims.validate(cfg.get("claims", []))
     for name in figure_names(cfg):
         needs.check(figures.FIGURES[name].needs, sweep, f"figure '{name}'")
     for name in table_names(cfg):

@@ -21,6 +21,7 @@ from toysuper import (
     neurons,
     optima,
     phase,
+    sae_metrics,
     scaling,
     structures,
 )
@@ -67,7 +68,19 @@ DERIVED = {
                            "loss, and k, the features with ||W_i|| >= 0.5 (a k-gon)"),
     "llc_kgons": Table(llc_dynamics.kgons, llc_dynamics.KGON_NEEDS, doc="per k: the regular k-gon "
                        "fitted to the first model's data set, its loss and LLC (reference lines)"),
+    "sae_metrics": Table(sae_metrics.table, doc="per SAE: the literature's MMCS (Sharkey et al.), "
+                         "MCC of codes and decoder matching, signed and unsigned, over all true "
+                         "features (docs/saes.md)"),
+    "chanin_absorption": Table(sae_metrics.absorption, (sae_metrics.HIERARCHY,), doc="per (SAE, "
+                               "parent, child): absorption as Chanin et al. 2024 define it"),
 }
+
+
+def register(name: str, table: Table) -> None:
+    """Add a derived table defined outside this module (claims.py registers `claims`)."""
+    if name in DERIVED:
+        raise ValueError(f"derived table '{name}' is registered twice")
+    DERIVED[name] = table
 
 
 def get(res, name: str):
@@ -82,3 +95,8 @@ def derive(res, names) -> dict:
     for name in names:
         res.derived[name] = DERIVED[name].make(res)
     return {name: res.derived[name] for name in names}
+
+
+# Tables defined in modules that themselves read derived tables register on import; importing
+# them here, after DERIVED exists, makes `get(res, "claims")` work whichever module came first.
+from toysuper import claims  # noqa: E402, F401
