@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import toysuper
@@ -128,3 +129,18 @@ def test_an_unknown_measurement_is_refused_before_training(tmp_path, capsys):
 def test_every_registered_measurement_has_a_doc():
     for name, m in measures.MEASURES.items():
         assert m.doc.strip(), f"measurement {name!r} has no doc"
+
+
+def test_the_guard_fails_on_a_doctored_table(counting, tmp_path):
+    """A results folder whose table is doctored after its claims were measured fails the guard:
+    the stored claims.parquet is stale, and a stated verdict no longer holds."""
+    path = tmp_path / "tiny_claims.toml"
+    path.write_text(TINY)
+    out = tmp_path / "out"
+    assert cli.main(["run", str(path), "--out", str(out), "--quiet"]) == 0
+    assert claims.problems(toysuper.load(out)) == []
+    models = pd.read_parquet(out / "models.parquet")
+    pd.concat([models, models.tail(1)]).to_parquet(out / "models.parquet", index=False)
+    wrong = claims.problems(toysuper.load(out))
+    assert any("states 'beyond the paper' but measures 3" in w for w in wrong)
+    assert any("stale" in w for w in wrong)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import toysuper
-from toysuper import optima, tables
+from toysuper import claims, optima, tables
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = sorted(p.parent for p in (ROOT / "results").glob("*/summary.json"))
@@ -48,3 +48,21 @@ def test_kept_models_beat_their_baselines_and_neighbours(path):
         assert not trapped, (f"{path.name}: kept models {trapped} lose to a trivial baseline "
                              f"(ratios {verdicts.loc[trapped, 'ratio'].round(3).tolist()})")
         assert not local, f"{path.name}: cells of kept models {local} are local minima"
+
+
+EXPERIMENTS = sorted((ROOT / "experiments").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
+def test_every_experiment_states_its_claims(path):
+    stated = tomllib.loads(path.read_text()).get("claims", [])
+    assert stated, f"{path.name} states no [[claims]]: every finding is a claim beside the paper"
+    claims.validate(stated, path.name)
+
+
+@pytest.mark.parametrize("path", RESULTS, ids=[p.name for p in RESULTS])
+def test_every_claim_still_holds_on_the_stored_results(path):
+    """The guard: each claim measured afresh on the stored results supports its stated verdict,
+    and the committed claims.parquet is the table measured now (so docs quoting it are current)."""
+    wrong = claims.problems(toysuper.load(path))
+    assert not wrong, "\n".join(f"{path.name}: {w}" for w in wrong)

@@ -152,6 +152,23 @@ def failing(df: pd.DataFrame) -> pd.DataFrame:
     return df[~df["agrees"].astype(bool)]
 
 
+def problems(res) -> list[str]:
+    """What is wrong with a results object's claims: a stated verdict the measurement does not
+    support, or a stored claims table that is not what is measured now."""
+    fresh = table(res)
+    out = [f"claim {r.id!r} states '{r.stated}' but measures {r.measured:.4g}, which is '{r.verdict}'"
+           for r in failing(fresh).itertuples()]
+    stored = res.derived.get("claims")
+    if stored is None:
+        return out + ["claims.parquet is missing"]
+    if list(stored["id"]) != list(fresh["id"]) or list(stored["verdict"]) != list(fresh["verdict"]):
+        return out + ["claims.parquet is stale: its claims or verdicts differ from those measured now"]
+    a, b = stored["measured"].to_numpy(float), fresh["measured"].to_numpy(float)
+    if not np.allclose(a, b, rtol=1e-6, atol=1e-9, equal_nan=True):
+        out.append("claims.parquet is stale: it holds other measured values than measured now")
+    return out
+
+
 def summary(df: pd.DataFrame) -> str:
     """A few lines for the end of a run: each claim's verdict and measured number."""
     if df.empty:
