@@ -433,3 +433,105 @@ def test_a_hierarchy_on_a_stored_model_refuses_a_child_denser_than_its_parent(to
            "data": {"hierarchy": [[0, 1]]}, "sae": {"kind": "topk", "width": 8, "k": 1}}
     with pytest.raises(ConfigError, match="data.hierarchy"):  # before anything trains
         sae_sweep.prepared(config.resolve(cfg))
+
+
+# --- 9. the literature's scores (sae_metrics, chanin_absorption) ---------------------------------
+
+def _codes(n=8, N=4000, p=0.2, seed=0):
+    """True codes x [N, n]: each feature active with probability p at a magnitude U[0, 1]."""
+    rng = np.random.default_rng(seed)
+    return rng.random((N, n)) * (rng.random((N, n)) < p)
+
+
+def test_the_literature_scores_of_the_true_dictionary_are_one():
+    """A decoder equal to the true features (columns permuted) whose codes are the true codes
+    (permuted alike): MMCS, MCC of codes and the decoder matching are exactly 1, signed and unsigned."""
+    F, x = sources.dictionary(0, 8, 6), _codes()
+    order = np.random.default_rng(1).permutation(8)
+    row = sae_scores.literature(F[:, order], F, x, x[:, order])
+    assert all(v == pytest.approx(1.0, abs=1e-9) for v in row.values()), row
+
+
+def test_a_dictionary_missing_half_the_features_scores_one_half():
+    """Only the first 4 of 8 features have a latent (a perfect one): every score averages over
+    all 8 features, so each is 0.5, while the lab's decoder MCC over matched pairs reads 1."""
+    F, x = sources.dictionary(0, 8, 6), _codes()
+    row = sae_scores.literature(F[:, :4], F, x, x[:, :4])
+    assert row["mcc_signed"] == pytest.approx(0.5, abs=1e-9)
+    assert row["mcc_unsigned"] == pytest.approx(0.5, abs=1e-9)
+    assert row["decoder_match_unsigned"] == pytest.approx(0.5, abs=1e-9)
+    assert sae_scores.mcc(F[:, :4], F) == pytest.approx(1.0, abs=1e-9)
+    # MMCS takes each feature's best latent, which for a missing one is a neighbour's: with
+    # orthonormal features that scores exactly 0, so MMCS is 0.5 too
+    E = np.eye(8)
+    assert sae_scores.literature(E[:, :4], E, x, x[:, :4])["mmcs_signed"] == pytest.approx(0.5)
+
+
+def test_a_sign_flip_lowers_the_signed_scores_only():
+    """Latent 0 points against feature 0 (decoder column and code negated), orthonormal
+    features: unsigned scores stay 1; signed MMCS loses feature 0 (its best cosine is 0, another
+    feature's latent), and the signed MCC counts -1 for it, since every latent is matched."""
+    E, x = np.eye(8), _codes()
+    D, f = E.copy(), x.copy()
+    D[:, 0], f[:, 0] = -D[:, 0], -f[:, 0]
+    row = sae_scores.literature(D, E, x, f)
+    assert row["mmcs_unsigned"] == pytest.approx(1.0) and row["mcc_unsigned"] == pytest.approx(1.0)
+    assert row["mmcs_signed"] == pytest.approx(7 / 8)
+    assert row["mcc_signed"] == pytest.approx(6 / 8)
+    assert row["decoder_match_signed"] == pytest.approx(6 / 8)
+
+
+def test_a_dead_latent_correlates_with_nothing():
+    """A latent that never fires has no variance: its correlations are 0, not NaN."""
+    x = _codes(n=3)
+    C = sae_scores.correlations(x, np.concatenate([x, np.zeros((len(x), 1))], axis=1))
+    assert np.isfinite(C).all() and (C[3] == 0).all()
+
+
+def test_chanin_absorption_of_a_constructed_absorbing_dictionary():
+    """Features 0 (parent) and 1 (child, only with the parent) in an orthonormal basis. An
+    absorbing SAE: latent 1 decodes (e0 + e1)/sqrt(2), and when the child is active it fires
+    while the parent's latent 0 is silent. Every child example is absorbed, the child latent's
+    cosine with the parent is 1/sqrt(2) against the true 0. The true dictionary with its true
+    codes absorbs nothing."""
+    rng = np.random.default_rng(0)
+    N = 2000
+    parent = rng.random(N) < 0.3
+    child = parent & (rng.random(N) < 0.5)
+    x = np.zeros((N, 3))
+    x[parent, 0] = rng.uniform(0.1, 1, parent.sum())
+    x[child, 1] = rng.uniform(0.1, 1, child.sum())
+    x[:, 2] = rng.uniform(0.1, 1, N) * (rng.random(N) < 0.2)
+    E = np.eye(4)[:, :3]
+    D = np.stack([E[:, 0], (E[:, 0] + E[:, 1]) / np.sqrt(2), E[:, 2]], axis=1)
+    f = x.copy()
+    f[child, 0] = 0.0                                    # the parent's latent is silent ...
+    f[child, 1] = np.hypot(x[child, 0], x[child, 1])     # ... and the child's carries both
+    got = sae_scores.chanin(D, E, x, f, 0, 1)
+    assert (got["parent_latent"], got["child_latent"]) == (0, 1)
+    assert got["child_examples"] == child.sum()
+    assert got["parent_silent"] == 1.0 and got["absorbed"] == 1.0 and got["chanin_absorption"] == 1.0
+    assert got["child_parent_cos"] == pytest.approx(1 / np.sqrt(2))
+    assert got["true_child_parent_cos"] == pytest.approx(0.0)
+    clean = sae_scores.chanin(E, E, x, x, 0, 1)
+    assert clean["parent_silent"] == 0.0 and clean["chanin_absorption"] == 0.0
+    # a parent latent silent while a child latent that never took the parent's direction fires
+    # is silence, not absorption in Chanin et al.'s sense
+    quiet = x.copy()
+    quiet[child, 0] = 0.0
+    plain = sae_scores.chanin(E, E, x, quiet, 0, 1)
+    assert plain["absorbed"] == 1.0 and plain["chanin_absorption"] == 0.0
+
+
+def test_sae_metrics_of_a_trained_sweep_agree_with_the_stored_decoder_scores():
+    """sae_metrics, computed from a trained sweep's weights, agrees with saes.parquet where the
+    two measure the same thing: unsigned MMCS is the stored mmcs, and the decoder matching over
+    all n features is the stored mcc (over min(d, n) pairs) times min(d, n) / n."""
+    from toysuper import tables
+    res = toysuper.train_sweep(dict(SMALL, sweep={"train.seed": [0]}))
+    got = tables.get(res, "sae_metrics").set_index("sae")
+    row = res.saes.set_index("sae").loc[0]
+    assert got.loc[0, "mmcs_unsigned"] == pytest.approx(row["mmcs"], abs=1e-5)
+    assert got.loc[0, "decoder_match_unsigned"] == pytest.approx(row["mcc"], abs=1e-5)  # d = n
+    assert got.loc[0, "code_sample"] == 2048  # eval_batch caps the sample
+    assert 0 < got.loc[0, "mcc_unsigned"] <= 1 and got.loc[0, "mcc_signed"] <= got.loc[0, "mcc_unsigned"]

@@ -1,18 +1,44 @@
 """How well an SAE recovers the true features, from its decoder and its evaluation sums.
 
-Directions are compared by |cos| between a latent's decoder column and a true feature's
-direction (both unit length):
-  mcc        mean |cos| over a one-to-one matching of latents to features that maximises the
-             total (Hungarian, scipy's linear_sum_assignment); min(d, n) pairs. In few dimensions
-             random directions already score high (five random directions in 2-D against the
-             five evenly spaced ones of a pentagon: about 0.92; against five random ones: 0.87),
-             so small sources are judged by angles (`worst_angle`) as well.
-  mmcs       mean over true features of their best |cos| over all latents.
+The lab's own decoder scores (columns of saes.parquet), by |cos| between a latent's decoder
+column and a true feature's direction (both unit length):
+  mcc        "decoder |cos| over matched pairs": mean |cos| over a one-to-one matching of latents
+             to features that maximises the total (Hungarian, scipy's linear_sum_assignment),
+             averaged over the min(d, n) matched pairs only, so a dictionary smaller than the
+             true one averages its best pairs and reads high. It is not the identifiability
+             literature's MCC (below). In few dimensions random directions already score high
+             (five random directions in 2-D against the five evenly spaced ones of a pentagon:
+             about 0.92; against five random ones: 0.87), so small sources are judged by angles
+             (`worst_angle`) as well.
+  mmcs       mean over true features of their best |cos| over all latents (Sharkey et al.'s
+             MMCS, unsigned).
   recovered  share of true features with some latent at |cos| >= 0.99 (recovered_90: >= 0.9).
 And from the evaluation sample: the loss against the trivial solution (the decoder bias alone at
 the mean activation, loss = the activations' total variance), the fraction of variance explained,
 L0 against the true L0, dead latents (firing on none of the sample) and shrinkage
 (sum <x_hat, h> / sum ||h||^2: 1 when reconstructions keep their length, below 1 when shrunk).
+
+The literature's scores (the derived table sae_metrics, toysuper/sae_metrics.py), each averaged
+over ALL n true features, signed and unsigned:
+  mmcs_signed / mmcs_unsigned   Sharkey, Braun & Millidge 2022 (interim report, "Taking features
+             out of superposition with sparse autoencoders", toy-data results): the mean, over
+             the ground-truth features, of the maximum cosine similarity with any learned
+             dictionary element ("mean max cosine similarity", MMCS). Signed is theirs: a latent
+             pointing against its feature does not count as finding it.
+  mcc_signed / mcc_unsigned     the identifiability literature's mean correlation coefficient
+             (Khemakhem et al. 2020, iVAE and ICE-BeeM; their code's metrics/mcc.py,
+             `mean_corr_coef`): Pearson correlations between the true codes x_i
+             and the learned codes f_j over a sample, a one-to-one Hungarian matching of latents
+             to features maximising the total (|corr| in the published code), and the mean over
+             the matched pairs. With d < n latents some features stay unmatched; they count 0
+             here, so the mean is over all n features.
+  decoder_match_signed / _unsigned   the SAE benchmarks' decoder version: the Hungarian matching
+             on decoder cosines, averaged over all n features (unmatched 0); the stored `mcc`
+             is the unsigned one averaged over matched pairs only.
+And absorption as Chanin et al. 2024 define it ("A is for Absorption", toy model of section 3
+and the metric of section 4): on an example where the child feature is active, the parent's
+latent does not fire at all while the child's latent fires, and that child latent's decoder has
+taken on the parent's direction (chanin_absorption).
 """
 
 from __future__ import annotations
@@ -124,3 +150,85 @@ def absorption(pairs: np.ndarray) -> dict:
         alone = pairs[:, 3] / pairs[:, 2]
     return {"silent_with_child": with_child, "silent_alone": alone,
             "absorption": np.clip(with_child - alone, 0, None)}
+
+
+# --- the literature's scores (module docstring), every one a mean over all n true features ------
+
+# absorption (Chanin et al.): a child's latent has taken on the parent's direction when its
+# decoder's cosine with the parent exceeds the true child's own cosine with the parent by this
+# much (random features in m dimensions share cosines of about 1/sqrt(m); ours, not theirs: the
+# paper asks only for a positive cosine with a probe of the parent)
+ABSORB_COS = 0.1
+
+
+def signed_cosines(decoder, features) -> np.ndarray:
+    """cos [d, n] between the decoder's columns [m, d] and the true features [m, n]."""
+    return unit(np.asarray(decoder, float)).T @ unit(np.asarray(features, float))
+
+
+def matched_mean(S) -> float:
+    """The one-to-one matching of latents (rows of S [d, n]) to features (columns) with the
+    largest total, summed and divided by n: a feature left without a latent (d < n) scores 0."""
+    S = np.asarray(S, float)
+    rows, cols = linear_sum_assignment(S, maximize=True)
+    return float(S[rows, cols].sum() / S.shape[1])
+
+
+def mmcs_signed(decoder, features) -> float:
+    """Sharkey et al. 2022's MMCS: mean over the true features of the best cosine with any latent."""
+    return float(signed_cosines(decoder, features).max(axis=0).mean())
+
+
+def correlations(x, f) -> np.ndarray:
+    """Pearson correlation [d, n] between each latent's code f[:, j] and each true feature's
+    x[:, i] over a sample [N, .]; 0 where either never varies (a dead latent, an absent feature)."""
+    x, f = np.asarray(x, float), np.asarray(f, float)
+    xc, fc = x - x.mean(axis=0), f - f.mean(axis=0)
+    sx, sf = np.sqrt((xc ** 2).sum(axis=0)), np.sqrt((fc ** 2).sum(axis=0))
+    C = fc.T @ xc
+    with np.errstate(invalid="ignore", divide="ignore"):
+        C = C / np.outer(sf, sx)
+    return np.where(np.outer(sf > 0, sx > 0), C, 0.0)
+
+
+def mcc_codes(x, f, signed: bool = True) -> float:
+    """The identifiability literature's MCC of learned codes f [N, d] against true codes x [N, n],
+    averaged over all n features (unmatched 0); unsigned matches on |corr| as the published code does."""
+    C = correlations(x, f)
+    return matched_mean(C if signed else np.abs(C))
+
+
+def literature(decoder, features, x, f) -> dict:
+    """One SAE's row of the derived table sae_metrics (module docstring)."""
+    cos = signed_cosines(decoder, features)
+    C = correlations(x, f)
+    return {"mmcs_signed": float(cos.max(axis=0).mean()),
+            "mmcs_unsigned": float(np.abs(cos).max(axis=0).mean()),
+            "mcc_signed": matched_mean(C), "mcc_unsigned": matched_mean(np.abs(C)),
+            "decoder_match_signed": matched_mean(cos),
+            "decoder_match_unsigned": matched_mean(np.abs(cos))}
+
+
+def chanin(decoder, features, x, f, parent: int, child: int) -> dict:
+    """Absorption of `parent` by `child` as Chanin et al. 2024 define it, on a sample (x [N, n]
+    true codes, f [N, d] learned codes). The parent's and child's latents are each feature's
+    best-aligned latent (largest cosine), as in the evaluation. On the examples where the child
+    is active: `parent_silent`, the share where the parent's latent does not fire at all;
+    `absorbed`, where moreover the child's latent fires; `child_parent_cos`, the child latent's
+    decoder cosine with the parent direction, beside `true_child_parent_cos`, the true child's;
+    and `chanin_absorption`, the absorbed share when the child latent has taken on the parent
+    direction (excess cosine >= ABSORB_COS), else 0."""
+    cos = signed_cosines(decoder, features)
+    p, c = int(cos[:, parent].argmax()), int(cos[:, child].argmax())
+    F = unit(np.asarray(features, float))
+    on = np.asarray(x)[:, child] != 0
+    f = np.asarray(f)[on]
+    silent = f[:, p] <= 0
+    absorbed = silent & (f[:, c] > 0) if c != p else np.zeros_like(silent)
+    took = float(cos[c, parent] - F[:, child] @ F[:, parent])
+    share = float(absorbed.mean()) if len(f) else np.nan
+    return {"parent_latent": p, "child_latent": c, "child_examples": int(on.sum()),
+            "parent_silent": float(silent.mean()) if len(f) else np.nan, "absorbed": share,
+            "child_parent_cos": float(cos[c, parent]),
+            "true_child_parent_cos": float(F[:, child] @ F[:, parent]),
+            "chanin_absorption": share if took >= ABSORB_COS else 0.0}
