@@ -1,12 +1,15 @@
 """Neuron metrics, the asymmetric superposition motif detector and per-feature errors."""
 
+import itertools
+
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
 
-from toysuper import config, neurons, sweep
+from toysuper import config, neurons, optima, sweep
 from toysuper.config import ConfigError
+from toysuper.measures import MEASURES
 
 
 def test_monosemanticity_is_the_largest_weights_share_of_the_norm():
@@ -156,7 +159,8 @@ def test_codes_name_the_groups_of_features_neurons_share():
     W[3, 3], W[3, 4], W[4, 4], W[4, 5] = 1.0, 0.8, 1.0, 0.9  # features 3-5 on neurons 3-4
     c = neurons.code_of(W, signed=False)
     assert c == {"code": "3 x dedicated + 3 in 2; 4 dropped", "dedicated": 3, "largest": 3,
-                 "carried": 6, "dropped": 4}
+                 "carried": 6, "dropped": 4, "neurons_per_feature": 7 / 6, "paired": 1,
+                 "distinct_pairs": 1, "pair_map": "0:0 1:1 2:2 3:3 4:3+4 5:4"}
     pairs = np.kron(np.eye(5), [1.0, -0.7])             # signed inputs: each neuron, two features
     assert neurons.code_of(pairs, signed=True)["code"] == "5 x 2 in 1"
     assert neurons.code_of(pairs, signed=False)["code"] == "5 x dedicated; 5 dropped"
@@ -168,3 +172,54 @@ def test_a_large_silencing_weight_hides_no_feature_the_neuron_fires_for():
     w = np.array([[-2.2, 0.56, 0.58, -0.14, 0.57, -0.15, -0.12, 0.86, 0.02, 0.03]])
     assert np.flatnonzero(neurons.carried(w, signed=False)[0]).tolist() == [1, 2, 4, 7]
     assert np.flatnonzero(neurons.carried(w, signed=True)[0]).tolist() == [0, 7]
+
+
+def _pairs_model(m: int) -> np.ndarray:
+    """m neurons, C(m,2) features: feature f sits on the f-th pair of neurons (weight 1 on both,
+    -0.2 on the others, as the sparse models' neurons silence what they do not carry)."""
+    pairs = list(itertools.combinations(range(m), 2))
+    W = np.full((m, len(pairs)), -0.2)
+    for f, (a, b) in enumerate(pairs):
+        W[[a, b], f] = 1.0
+    return W
+
+
+def test_a_model_with_every_feature_on_its_own_pair_of_neurons_is_named_by_its_pairs():
+    c = neurons.code_of(_pairs_model(5), signed=False)
+    assert c["code"] == "10 in 5 on neuron pairs (10 of 10)"
+    assert (c["neurons_per_feature"], c["paired"], c["distinct_pairs"]) == (2.0, 10, 10)
+    assert c["pair_map"].split()[:2] == ["0:0+1", "1:0+2"]
+    # two features on the same pair: still two neurons each, but no longer the pairs regime
+    W = _pairs_model(5)
+    W[:, 1] = W[:, 0]
+    c = neurons.code_of(W, signed=False)
+    assert c["code"] == "10 in 5" and c["distinct_pairs"] == 9
+    # a feature on three neurons breaks it too
+    W = _pairs_model(4)
+    W[3, 0] = 1.0
+    c = neurons.code_of(W, signed=False)
+    assert c["code"] == "6 in 4" and c["neurons_per_feature"] == pytest.approx(13 / 6)
+
+
+def test_privileged_measures_read_the_kept_model_of_a_density(tmp_path):
+    cfg = {"name": "priv", "model": {"kind": "privileged", "n_features": 4, "n_hidden": 2},
+           "data": {"importance": {"decay": 0.75}}, "tables": ["neurons"],
+           "train": {"steps": 20, "batch": 64, "log_every": 10, "eval_batch": 256},
+           "sweep": {"data.density": [0.5, 0.05], "train.seed": [0, 1]}}
+    res = sweep.run(cfg, out=tmp_path / "r", progress=False)
+    kept = optima.kept_models(res)
+    sparse = [m for m in kept if res.models.set_index("model").loc[m, "density"] == 0.05]
+    # the codes table as if the sparse cell's kept model were the pairs model, the rest empty
+    res.derived["codes"] = pd.DataFrame([
+        {"model": int(m), **neurons.code_of(_pairs_model(5) if m in sparse else np.zeros((5, 10)),
+                                            signed=False)} for m in res.models["model"]])
+    assert MEASURES["neurons_per_feature"].fn(res, density=0.05) == 2.0
+    assert MEASURES["distinct_neuron_pairs"].fn(res, density=0.05) == 10.0
+    assert MEASURES["features_dropped"].fn(res, density=0.5) == 10.0
+    code = "10 in 5 on neuron pairs (10 of 10)"
+    assert MEASURES["kept_code_is"].fn(res, density=0.05, code=code) == 1.0
+    assert MEASURES["kept_code_is"].fn(res, density=0.5, code=code) == 0.0
+    assert MEASURES["seeds_with_kept_code"].fn(res, density=0.05) == 0.5   # the other seed: empty
+    with pytest.raises(ConfigError, match="density = 0.3"):
+        MEASURES["features_dropped"].fn(res, density=0.3)
+    assert MEASURES["most_seeds_near_kept"].fn(res, max_density=1.0, within=0.0) == 1.0

@@ -113,8 +113,18 @@ def code_of(W, signed: bool) -> dict:
     Features and live neurons are linked when the neuron carries the feature (CARRY); each
     connected group of f features on k neurons is named "dedicated" (1 on 1) or "f in k" (3
     features in 2 neurons, 8 in 5, pairs "2 in 1"), and the code lists them, most features
-    first, with how many features no neuron carries ("dropped"). The paper's regimes read
-    directly: "3 x dedicated + 3 in 2", "8 in 5", "5 x 2 in 1".
+    first, with how many features no neuron carries ("dropped"). A group of k >= 3 neurons in
+    which every feature sits on exactly two neurons, no two features on the same two, is the
+    paper's sparsest regime, where "each feature simply corresponds to a pair of neurons"
+    (section 7): it is named "f in k on neuron pairs (q of C(k,2))", q the pairs occupied, since
+    "10 in 5" alone would hide that every one of the C(5,2) = 10 pairs carries one feature.
+    The paper's regimes read directly: "3 x dedicated + 3 in 2", "8 in 5", "5 x 2 in 1",
+    "10 in 5 on neuron pairs (10 of 10)".
+
+    Beside the code: `neurons_per_feature`, the mean over carried features of the neurons
+    carrying each; `paired`, the features carried by exactly two neurons; `distinct_pairs`, the
+    different neuron pairs those occupy; `pair_map`, every carried feature with the neurons that
+    carry it ("0:1+4 1:1+3 ...", features and neurons by index).
     """
     carry = carried(W, signed) & ~dead(W, signed)[:, None]
     m, n = carry.shape
@@ -128,18 +138,45 @@ def code_of(W, signed: bool) -> dict:
 
     for k, i in zip(*np.nonzero(carry)):
         group[root(int(k))] = root(m + int(i))
-    sizes: dict = {}
+    members: dict = {}
     for node in range(m + n):
-        size = sizes.setdefault(root(node), [0, 0])  # [features, neurons]
-        size[int(node < m)] += 1
-    parts = collections.Counter((f, k) for f, k in sizes.values() if f and k)
-    names = [(f, k, "dedicated" if (f, k) == (1, 1) else f"{f} in {k}") for f, k in parts]
-    names.sort(key=lambda t: (t[2] != "dedicated", -t[0], t[1]))
-    code = " + ".join(f"{parts[f, k]} x {name}" if parts[f, k] > 1 else name for f, k, name in names)
+        members.setdefault(root(node), []).append(node)
+    on = [tuple(np.flatnonzero(carry[:, i]).tolist()) for i in range(n)]  # neurons of feature i
+    parts: collections.Counter = collections.Counter()
+    for nodes in members.values():
+        feats = [v - m for v in nodes if v >= m]
+        f, k = len(feats), len(nodes) - len(feats)
+        if f and k:
+            parts[f, k, _paired(f, k, [on[i] for i in feats])] += 1
+    names = sorted(((f, k, _group_name(f, k, q), count) for (f, k, q), count in parts.items()),
+                   key=lambda t: (t[2] != "dedicated", -t[0], t[1]))
+    code = " + ".join(f"{count} x {name}" if count > 1 else name for _, _, name, count in names)
     dropped = int(n - carry.any(axis=0).sum())
+    counts = np.array([len(c) for c in on if c])
+    pairs = [c for c in on if len(c) == 2]
     return {"code": (code or "nothing carried") + (f"; {dropped} dropped" if dropped else ""),
-            "dedicated": parts.get((1, 1), 0), "largest": max((f for f, _ in parts), default=0),
-            "carried": n - dropped, "dropped": dropped}
+            "dedicated": sum(c for (f, k, _), c in parts.items() if (f, k) == (1, 1)),
+            "largest": max((f for f, _, _ in parts), default=0),
+            "carried": n - dropped, "dropped": dropped,
+            "neurons_per_feature": float(counts.mean()) if counts.size else float("nan"),
+            "paired": len(pairs), "distinct_pairs": len(set(pairs)),
+            "pair_map": " ".join(f"{i}:{'+'.join(map(str, c))}" for i, c in enumerate(on) if c)}
+
+
+def _paired(f: int, k: int, neurons_of: list) -> int:
+    """The neuron pairs a group occupies when each of its f features sits on exactly two of its
+    k >= 3 neurons and no two share a pair (the paper's pairs regime); 0 otherwise."""
+    if k < 3 or any(len(c) != 2 for c in neurons_of) or len(set(neurons_of)) != f:
+        return 0
+    return f
+
+
+def _group_name(f: int, k: int, pairs: int) -> str:
+    if (f, k) == (1, 1):
+        return "dedicated"
+    if pairs:
+        return f"{f} in {k} on neuron pairs ({pairs} of {k * (k - 1) // 2})"
+    return f"{f} in {k}"
 
 
 def codes(res) -> pd.DataFrame:

@@ -7,10 +7,10 @@ import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib import colors
+from matplotlib import colors, patches
 from matplotlib.collections import PolyCollection
 
-from toysuper import tables
+from toysuper import neurons, tables
 from toysuper.figures.style import (
     DPI,
     KIND_TITLE,
@@ -22,6 +22,12 @@ from toysuper.figures.style import (
     one_seed,
     title,
 )
+
+# Up to this many features, each gets its own colour (matplotlib's tab10), so a feature can be
+# followed from neuron to neuron (section 7's pairs: every feature on two bars); beyond it the
+# computation models' 20-100 features are coloured by their superposition instead.
+IDENTITY = 10
+FEATURE_CMAP = plt.cm.tab10
 
 
 def neuron_order(W, importance) -> np.ndarray:
@@ -73,7 +79,8 @@ def neuron_weights(res):
     neurons the same way: by the importance of the feature each neuron weights most (most
     important first; features are importance-ranked in res.features), so a neuron dedicated to
     an important feature comes first whether or not it is monosemantic. Each bar segment is one
-    feature, coloured by that feature's superposition; x labels give each neuron's largest
+    feature: with at most IDENTITY features coloured by which feature it is (one colour per
+    feature, a legend), with more by that feature's superposition; x labels give each neuron's largest
     feature, in black where the neuron is monosemantic and grey where not. The computation
     model's hidden units are rescaled so each one's largest |W1| is 1 (per_neuron_scale); the
     tied models' W keeps its own scale. The lowest-loss seed of each density is drawn; a trapped
@@ -91,6 +98,7 @@ def neuron_weights(res):
     fig, axes = plt.subplots(rows, cols, figsize=size, squeeze=False, dpi=DPI, layout="constrained")
     feats = res.features.set_index(["model", "feature"])
     lims, scaled = [], False
+    identity = n <= IDENTITY
     marks = flags(res)
     for ax, (_, row) in zip(axes.ravel(), best.iterrows()):
         model = int(row["model"])
@@ -101,12 +109,19 @@ def neuron_weights(res):
         importance = f["importance"].to_numpy()
         order = neuron_order(W, importance)
         stack = np.argsort(-importance, kind="stable")  # most important nearest the axis
-        _neuron_bars(ax, W, order, stack, SUP_CMAP(np.clip(f["superposition"].to_numpy(), 0, 1)))
+        fill = (FEATURE_CMAP(np.arange(W.shape[1]) % FEATURE_CMAP.N) if identity
+                else SUP_CMAP(np.clip(f["superposition"].to_numpy(), 0, 1)))
+        _neuron_bars(ax, W, order, stack, fill)
         lims.append(max(np.clip(W, 0, None).sum(axis=1).max(), np.clip(-W, 0, None).sum(axis=1).max()))
         nt = t[t["model"] == model].set_index("neuron")
         mono = nt["monosemantic"].reindex(order).fillna(False).to_numpy(bool)
-        top = np.abs(W[order]).argmax(axis=1)
-        ax.set_xticks(np.arange(len(order)), [str(i) for i in top], fontsize=6 if wide else 8)
+        if identity:  # the features each neuron carries, so the pairs can be read off
+            signed = res.models.set_index("model").loc[model, "law"] == "signed"
+            carry = neurons.carried(W, signed) & ~neurons.dead(W, signed)[:, None]
+            names = [",".join(map(str, np.flatnonzero(carry[k]))) or "-" for k in order]
+        else:
+            names = [str(i) for i in np.abs(W[order]).argmax(axis=1)]
+        ax.set_xticks(np.arange(len(order)), names, fontsize=6 if wide or identity else 8)
         for tick, yes in zip(ax.get_xticklabels(), mono):
             tick.set_color("k" if yes else "0.6")
         ax.set_xlim(-0.6, len(order) - 0.4)
@@ -122,18 +137,26 @@ def neuron_weights(res):
                 ax.set_ylabel(ylabel, fontsize=8)
         mark_panel(ax, marks.get(model), where="title")  # the bars may fill any corner
         ax.tick_params(labelsize=7)
-    fig.supxlabel("neurons, each labelled by its largest feature (0 = most important)", fontsize=8)
+    fig.supxlabel("neurons, each labelled by " + ("the features it carries (weight >= "
+                  f"{neurons.CARRY:g} of its firing weights' norm)" if identity else "its largest feature")
+                  + " (0 = most important)", fontsize=8)
     # the tied models' panels share one scale; the rescaled |x| models' each get their own,
     # since a dense one's bars stay within +-1 while a sparse one's stacks reach far beyond
     for ax, lim in zip(axes.ravel(), lims):
         lim = lim if scaled else max(lims)
         ax.set_ylim(-lim * 1.05, lim * 1.05)
-    fig.colorbar(plt.cm.ScalarMappable(norm=colors.Normalize(0, 1), cmap=SUP_CMAP), ax=axes,
-                 shrink=0.7 if wide else 0.9, label="feature's " + SUP_LABEL)
+    if identity:
+        fig.legend(handles=[patches.Patch(color=FEATURE_CMAP(i % FEATURE_CMAP.N), label=str(i))
+                            for i in range(n)], title="feature", loc="outside right center",
+                   fontsize=7, title_fontsize=8, frameon=False)
+    else:
+        fig.colorbar(plt.cm.ScalarMappable(norm=colors.Normalize(0, 1), cmap=SUP_CMAP), ax=axes,
+                     shrink=0.7 if wide else 0.9, label="feature's " + SUP_LABEL)
     kinds = sorted(set(best["kind"]))
     kind = ", ".join(KIND_TITLE.get(x, x) for x in kinds)
     seeds = "" if one_seed(has, ["kind", "density"]) else "; lowest-loss seed of each density"
-    say = (f"one segment per feature, positive up, negative down"
+    say = (f"one segment per feature{' (colour: which feature)' if identity else ''}, "
+           f"positive up, negative down"
            f"{'; each neuron scaled so its largest |W1| is 1' if scaled else ''}; neurons sorted "
            f"by the importance of their largest feature (label black: monosemantic){seeds}")
     fig.suptitle(f"{title(res)}: input weights of each neuron, {kind}, n={n}, m={m}\n"
