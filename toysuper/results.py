@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from toysuper import config as config_mod
 from toysuper import models as models_mod
 from toysuper.errors import ConfigError
 
@@ -71,6 +72,9 @@ class Results:
         """The model's m x n embedding (W, or W1 of the computation model)."""
         return models_mod.embedding(self.kind(model), self.params(model))
 
+    def __repr__(self) -> str:
+        return summary(self, self.models, "models")
+
 
 @dataclass
 class SaeResults:
@@ -102,3 +106,21 @@ class SaeResults:
         """One SAE's arrays (parameters, features, source_W), padding removed."""
         return {name: a[sae][tuple(slice(0, int(k)) for k in self.shapes[name][sae])]
                 for name, a in self.weights.items()}
+
+    def __repr__(self) -> str:
+        return summary(self, self.saes, "SAEs")
+
+
+def summary(res, rows: pd.DataFrame, noun: str) -> str:
+    """One line on a results object (its repr): where it lives, how many models of which kinds,
+    the swept keys with their number of values, diverged models and the derived tables present;
+    the dataclass's own repr would print every table and the whole config."""
+    where = "in memory" if res.path is None else repr(str(res.path))
+    kinds = ", ".join(sorted(map(str, rows["kind"].unique()))) if "kind" in rows else "?"
+    counts = {key: len(spec) if key == config_mod.CASES else len(config_mod.axis_values(key, spec))
+              for key, spec in res.config.get("sweep", {}).items()}
+    swept = ", ".join(f"{key} x{n}" for key, n in counts.items()) or "nothing"
+    diverged = int(rows["diverged"].sum()) if "diverged" in rows else 0
+    derived = ", ".join(sorted(res.derived)) or "none yet"
+    return (f"{type(res).__name__}({where}: {len(rows)} {noun} ({kinds}); swept {swept}; "
+            f"{diverged} diverged; derived tables: {derived})")
