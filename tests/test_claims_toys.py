@@ -189,3 +189,12 @@ def test_dimensionality_over_training_finds_the_jump_and_the_loss_drop():
     assert measured("dim_change_concentration", res, top=0.25) == pytest.approx(1.0)
     assert measured("loss_drop_at_jumps", res, top=0.25) == pytest.approx(0.6 / 0.9)
     assert measured("largest_dim_jump", res, after=400) == pytest.approx(0.0)
+
+
+def test_structure_share_and_baseline_ratio(intro):
+    assert measured("structure_share", intro, structure="digon", density=0.3) == pytest.approx(1.0)
+    assert measured("structure_share", intro, structure="digon", density_max=0.3) == pytest.approx(4 / 9)
+    intro.derived["optima"] = pd.DataFrame({"model": [0, 1, 2], "ratio": [1.0, 0.5, 0.25]})
+    assert measured("baseline_ratio", intro) == pytest.approx(1.0)
+    assert measured("baseline_ratio", intro, stat="min") == pytest.approx(0.25)
+    assert measured("baseline_ratio", intro, stat="one", density=0.3) == pytest.approx(0.5)

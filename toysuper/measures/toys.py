@@ -406,3 +406,22 @@ def largest_positive_interference(res, **where) -> float:
     V = W[:, _learned(W)]
     g = V.T @ V
     return float(np.where(np.eye(len(g), dtype=bool), -np.inf, g).max()) if len(g) > 1 else float("nan")
+
+
+@measure("baseline_ratio", "loss of the kept model(s) selected over its best trivial baseline's "
+         "(optima.parquet, column ratio); `stat` = max, min or one (exactly one model)")
+def baseline_ratio(res, stat: str = "max", **where) -> float:
+    if stat not in ("max", "min", "one"):
+        raise ConfigError(f"claim argument stat = {stat!r}: allowed 'max', 'min' or 'one'")
+    ids = [_one(res, where)] if stat == "one" else list(_select(res, where)["model"])
+    ratio = tables.get(res, "optima").set_index("model").loc[ids, "ratio"]
+    return float(ratio.min() if stat == "min" else ratio.max())
+
+
+@measure("structure_share", "share of the learned features (||W_i|| >= 0.5) of the kept models "
+         "selected that are labelled `structure` (structures.parquet)")
+def structure_share(res, structure: str, **where) -> float:
+    learned = structure_features(res, structure="not learned", **where)
+    total = sum(res.W(int(m)).shape[1] for m in _select(res, where)["model"])
+    hits = structure_features(res, structure=structure, **where)
+    return float(hits / (total - learned)) if total > learned else float("nan")
