@@ -142,7 +142,7 @@ def segment_one(shape, state, hp, segment):
         t = segment * shape.log_every + i
         x, h = draw(shape, jax.random.fold_in(hp.data_key, t), hp, shape.batch)
         (total, (mse, _, f, _)), grads = jax.value_and_grad(saes.loss, has_aux=True)(
-            params, h, shape.kind, shape.k, hp)
+            params, h, shape.kind, shape.k, hp, quiet >= shape.aux_dead, shape.aux_k)
         updates, opt_state = opt.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         if shape.kind == "batchtopk":  # the evaluation threshold: a running mean of the

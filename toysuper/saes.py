@@ -187,10 +187,26 @@ def forward(params, x, kind: str, k: int, hp, train: bool):
     return f @ decoder(params, kind).T + params["b_dec"][None, :], pre, f
 
 
-def loss(params, x, kind: str, k: int, hp):
-    """(total, (mse, penalty, f)) on a training batch: mean over examples of ||x - x_hat||^2,
-    plus the kind's penalty."""
+def aux_loss(params, x, x_hat, pre, dead, kind: str, aux_k: int):
+    """AuxK (Gao et al. 2024, appendix A.2): the mean squared error of reconstructing the main
+    reconstruction's error e = x - x_hat from the top aux_k dead latents alone (no decoder bias).
+    e is a fixed target (no gradient through x_hat), so only the dead latents learn from it; 0
+    while no latent is dead."""
+    e = jax.lax.stop_gradient(x - x_hat)
+    act = jnp.where(dead[None, :], jax.nn.relu(pre), 0.0)
+    vals, idx = jax.lax.top_k(act, min(aux_k, pre.shape[1]))
+    z = jnp.zeros_like(act).at[jnp.arange(act.shape[0])[:, None], idx].set(vals)
+    err = jnp.mean(jnp.sum((e - z @ decoder(params, kind).T) ** 2, axis=1))
+    return jnp.where(dead.any(), err, 0.0)
+
+
+def loss(params, x, kind: str, k: int, hp, dead=None, aux_k: int = 0):
+    """(total, (mse, penalty, f, pre)) on a training batch: mean over examples of
+    ||x - x_hat||^2, plus the kind's penalty, plus hp.aux times the AuxK loss when aux_k > 0
+    (`dead`: which latents count as dead)."""
     x_hat, pre, f = forward(params, x, kind, k, hp, train=True)
     mse = jnp.mean(jnp.sum((x - x_hat) ** 2, axis=1))
     penalty = kinds(k)[kind].penalty(params, x, pre, f, hp)
+    if aux_k:
+        penalty = penalty + hp.aux * aux_loss(params, x, x_hat, pre, dead, kind, aux_k)
     return mse + penalty, (mse, penalty, f, pre)

@@ -337,6 +337,15 @@ SAE_TABLE = (
     # worst-reconstructed example of the batch (0: never)
     Setting("sae.resample_every", 0, nonneg_int, "shape", "resample",
             doc="steps between restarts of dead latents (0: never)"),
+    # AuxK (Gao et al. 2024, appendix A.2): the top aux_k of the dead latents (silent for
+    # aux_dead steps) reconstruct the main reconstruction's error, weighted aux_coefficient, so
+    # dead latents get a gradient toward what the live ones miss (0: off, as results before it)
+    Setting("sae.aux_k", 0, nonneg_int, "shape", "aux_k",
+            doc="dead latents in the auxiliary reconstruction (0: no AuxK loss)"),
+    Setting("sae.aux_dead", 100, positive_int, "shape", "aux_dead",
+            doc="steps without firing after which a latent counts as dead for AuxK"),
+    Setting("sae.aux_coefficient", 1 / 32, nonneg_number, "model", "aux",
+            doc="weight of the AuxK loss (Gao et al.: 1/32)"),
     # [train]
     BY_KEY["train.steps"],
     BY_KEY["train.batch"],

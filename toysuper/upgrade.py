@@ -14,6 +14,8 @@ package only ever sees current results; `toysuper upgrade DIR` writes the upgrad
           train.decay_bias, ..., and the [attack] section) as in 1 -> 2. SAE results had none
           added.
   5 -> 6  toy-model results: train.weight_init ("xavier", how they started) as in 1 -> 2.
+  6 -> 7  SAE results: sae.aux_k (0: no AuxK loss), sae.aux_dead and sae.aux_coefficient, in
+          the config and as saes-table columns.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import pandas as pd
 from toysuper import settings
 from toysuper.errors import ConfigError
 
-SCHEMA = 6
+SCHEMA = 7
 try:
     VERSION = metadata.version("toysuper")  # recorded beside the schema, for people
 except metadata.PackageNotFoundError:  # a source tree that was not installed
@@ -37,15 +39,15 @@ def schema_of(cfg: dict) -> int:
     return int(cfg.get("schema", 1))
 
 
-def _settings(cfg: dict, tables: dict) -> None:
+def _settings(cfg: dict, tables: dict, table=settings.TABLE, rows="models") -> None:
     """Every setting the results lack, at the value they were made with."""
-    for s in settings.TABLE:
+    for s in table:
         section, name = s.key.split(".", 1)
         cfg.setdefault(section, {}).setdefault(name, copy.deepcopy(s.old))
-        models = tables.get("models")
+        models = tables.get(rows)
         if models is not None and s.role != "host" and name not in models:
             value = s.old if not isinstance(s.old, list) else str(s.old)
-            tables["models"] = models.assign(**{name: [value] * len(models)})
+            tables[rows] = models.assign(**{name: [value] * len(models)})
 
 
 def _to_2(cfg: dict, tables: dict) -> None:
@@ -66,8 +68,14 @@ def _toy_settings(cfg: dict, tables: dict) -> None:
         _settings(cfg, tables)
 
 
+def _sae_settings(cfg: dict, tables: dict) -> None:
+    if settings.family(cfg) == "saes":
+        _settings(cfg, tables, settings.SAE_TABLE, "saes")
+
+
 # schema k -> the step that makes it k + 1
-STEPS = {1: _to_2, 2: _settings, 3: _divergence, 4: _toy_settings, 5: _toy_settings}
+STEPS = {1: _to_2, 2: _settings, 3: _divergence, 4: _toy_settings, 5: _toy_settings,
+         6: _sae_settings}
 
 
 def upgrade(cfg: dict, tables: dict | None = None, where="results") -> tuple[dict, dict]:
