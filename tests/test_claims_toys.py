@@ -162,9 +162,12 @@ def test_phase_measures_read_the_phase_table():
         "p": [0.6, 0.6, 0.3, 0.3, 0.1, 0.1], "r": [0.5, 2.0, 0.5, 2.0, 0.5, 2.0],
         "phase": ["not represented", "dedicated", "superposition", "dedicated", "superposition",
                   "superposition"],
-        "agree": [True, True, True, False, True, True], "paper_agree": [True] * 3 + [False] * 3})
+        "agree": [True, True, True, False, True, False], "paper_agree": [True] * 3 + [False] * 3,
+        "loss": [1.0, 1.0, 1.0, 0.5, 1.0, 2.0], "theory_loss": 1.0})
     res.derived["neighbours"] = pd.DataFrame({"local_minimum": [True, False, True]})
-    assert measured("phase_agreement", res) == pytest.approx(5 / 6)
+    assert measured("phase_agreement", res) == pytest.approx(4 / 6)
+    assert measured("phase_disagreements", res) == 2
+    assert measured("phase_disagreements", res, below=True) == 1    # the one at half the theory's loss
     assert measured("phase_agreement", res, rule="paper") == pytest.approx(0.5)
     assert measured("phase_share", res, phase="superposition", r_min=1.0) == pytest.approx(1 / 3)
     assert measured("superposition_edge", res, importance=0.6) == pytest.approx(0.3)

@@ -425,3 +425,14 @@ def structure_share(res, structure: str, **where) -> float:
     total = sum(res.W(int(m)).shape[1] for m in _select(res, where)["model"])
     hits = structure_features(res, structure=structure, **where)
     return float(hits / (total - learned)) if total > learned else float("nan")
+
+
+@measure("phase_disagreements", "phase-diagram cells whose kept seed's phase differs from the "
+         "theory's; below = true counts only those whose trained loss is below the theory's "
+         "(a solution the candidate set lacks), below = false only those above it")
+def phase_disagreements(res, below: bool | None = None) -> float:
+    t = tables.get(res, "phase")
+    off = t[~t["agree"].astype(bool)]
+    if below is not None:
+        off = off[(off["loss"] < off["theory_loss"]) == below]
+    return float(len(off))
