@@ -10,6 +10,7 @@ toysuper.config does not pull in the figures (matplotlib).
 
 import importlib
 
+from toysuper import precision  # noqa: F401  (float32 products at full precision on every device)
 from toysuper.errors import ConfigError, TrainingError
 from toysuper.upgrade import VERSION as __version__
 
