@@ -13,21 +13,24 @@ import torch
 
 
 def model_steps_per_second(models: int, n: int, m: int, batch: int, steps: int,
-                           threads: int | None = None) -> float:
-    """Train `models` instances for `steps` steps after one warm-up step; model-steps per second."""
+                           threads: int | None = None, device: str = "cpu") -> float:
+    """Train `models` instances for `steps` steps after one warm-up step; model-steps per second.
+
+    `device`: a torch device ("cuda" for the GPU peer of benchmarks/gpu_check.py).
+    """
     if threads:
         torch.set_num_threads(threads)
-    g = torch.Generator().manual_seed(0)
-    W = torch.nn.init.xavier_normal_(torch.empty(models, m, n))
+    g = torch.Generator(device=device).manual_seed(0)
+    W = torch.nn.init.xavier_normal_(torch.empty(models, m, n, device=device))
     W.requires_grad_(True)
-    b = torch.zeros(models, n, requires_grad=True)
-    density = torch.logspace(0, -2, models)[:, None].expand(models, n)  # 1 .. 0.01
-    importance = 0.9 ** torch.arange(n, dtype=torch.float32)
+    b = torch.zeros(models, n, device=device, requires_grad=True)
+    density = torch.logspace(0, -2, models, device=device)[:, None].expand(models, n)  # 1 .. 0.01
+    importance = 0.9 ** torch.arange(n, dtype=torch.float32, device=device)
     opt = torch.optim.AdamW([W, b], lr=1e-3, weight_decay=0.01)
 
     def step():
-        on = torch.rand(models, batch, n, generator=g) <= density[:, None, :]
-        x = torch.where(on, torch.rand(models, batch, n, generator=g), 0.0)
+        on = torch.rand(models, batch, n, generator=g, device=device) <= density[:, None, :]
+        x = torch.where(on, torch.rand(models, batch, n, generator=g, device=device), 0.0)
         h = torch.einsum("ibn,imn->ibm", x, W)
         out = torch.relu(torch.einsum("ibm,imn->ibn", h, W) + b[:, None, :])
         loss = (importance * (x - out) ** 2).mean(dim=1).sum()
@@ -35,10 +38,14 @@ def model_steps_per_second(models: int, n: int, m: int, batch: int, steps: int,
         loss.backward()
         opt.step()
 
+    # a GPU runs asynchronously: wait for its queue before reading the clock
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     step()
+    sync()
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
+    sync()
     return models * steps / (time.perf_counter() - t0)
 
 
