@@ -79,3 +79,18 @@ def test_sae_results_from_before_auxk_load_with_it_off():
     res = toysuper.load("results/sae_intro")
     assert res.config["sae"]["aux_k"] == 0 and (res.saes["aux_k"] == 0).all()
     assert res.config["sae"]["aux_coefficient"] == 1 / 32
+
+
+def test_decoder_init_norm_and_gradient_clipping_are_settings():
+    """sae.init_norm starts every decoder column at that length (SAELens: 0.1) with the encoder its
+    transpose; sae.grad_clip clips the global gradient norm; both train, and the defaults are the
+    training the stored results were made with."""
+    params = saes.init(jax.random.key(0), 8, 32, "relu_l1", 0.05, jnp.zeros(8), 0.1)
+    np.testing.assert_allclose(np.linalg.norm(params["W_dec"], axis=0), 0.1, rtol=1e-5)
+    np.testing.assert_array_equal(params["W_enc"], params["W_dec"].T)
+    small = {"name": "inits", "source": {"n_features": 16, "n_hidden": 8}, "data": {"density": 0.05},
+             "sae": {"kind": "relu_l1", "width": 32, "l1_coefficient": 0.1},
+             "train": {"steps": 100, "batch": 128, "lr": 3e-3, "log_every": 50, "eval_batch": 1024}}
+    res = toysuper.train_sweep(dict(small, sweep={"sae.init_norm": [1.0, 0.1], "sae.grad_clip": [0.0, 1.0]}))
+    assert not res.saes["diverged"].any() and len(res.saes) == 4
+    assert res.saes["loss"].nunique() == 4  # each setting changes the training

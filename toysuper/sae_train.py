@@ -88,14 +88,16 @@ def draw(shape, key, hp, batch: int):
 
 
 def _optimizer(shape, hp):
-    return optax.adam(lambda count: hp.lr * train.lr_factor(shape, count))
+    adam = optax.adam(lambda count: hp.lr * train.lr_factor(shape, count))
+    return optax.chain(optax.clip_by_global_norm(shape.grad_clip), adam) if shape.grad_clip else adam
 
 
 def init_one(shape, hp):
     """One SAE's parameters and Adam state; b_dec starts at the mean activation of a batch,
     where the decoder bias alone is the trivial solution."""
     _, h = draw(shape, jax.random.fold_in(hp.eval_key, 2**31 - 1), hp, shape.batch)
-    params = saes.init(hp.key, shape.m, shape.d, shape.kind, hp.threshold, h.mean(axis=0))
+    params = saes.init(hp.key, shape.m, shape.d, shape.kind, hp.threshold, h.mean(axis=0),
+                       hp.init_norm)
     if shape.init == "features":
         j = min(shape.d, shape.n)
         W_dec = params["W_dec"].at[:, :j].set(hp.F[:, :j])

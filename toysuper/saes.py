@@ -158,11 +158,11 @@ def kinds(k: int) -> dict:
 KINDS = tuple(kinds(1))
 
 
-def init(key, m: int, d: int, kind: str, threshold: float, b_dec):
-    """One SAE's parameters: unit random decoder columns, encoder its transpose, b_dec given
-    (the data mean: the decoder bias alone is then the trivial solution), b_enc 0."""
+def init(key, m: int, d: int, kind: str, threshold: float, b_dec, norm=1.0):
+    """One SAE's parameters: random decoder columns of length `norm`, encoder its transpose,
+    b_dec given (the data mean: the decoder bias alone is then the trivial solution), b_enc 0."""
     W_dec = jax.random.normal(key, (m, d))
-    W_dec = W_dec / jnp.linalg.norm(W_dec, axis=0, keepdims=True)
+    W_dec = norm * W_dec / jnp.linalg.norm(W_dec, axis=0, keepdims=True)
     params = {"W_enc": W_dec.T, "b_enc": jnp.zeros(d), "W_dec": W_dec, "b_dec": b_dec}
     if kind == "jumprelu":
         params["log_threshold"] = jnp.full(d, jnp.log(threshold))

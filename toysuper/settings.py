@@ -346,6 +346,13 @@ SAE_TABLE = (
             doc="steps without firing after which a latent counts as dead for AuxK"),
     Setting("sae.aux_coefficient", 1 / 32, nonneg_number, "model", "aux",
             doc="weight of the AuxK loss (Gao et al.: 1/32)"),
+    # initial decoder column norm: 1 (unit columns, the lab's) or e.g. 0.1 (SAELens's default),
+    # the encoder starting as the decoder's transpose either way
+    Setting("sae.init_norm", 1.0, positive_number("a positive number"), "model", "init_norm",
+            doc="norm of each decoder column at initialisation"),
+    # gradients clipped to this global norm before Adam (0: no clipping, as results before it)
+    Setting("sae.grad_clip", 0.0, nonneg_number, "shape", "grad_clip",
+            doc="global gradient norm clip (0: off)"),
     # [train]
     BY_KEY["train.steps"],
     BY_KEY["train.batch"],

@@ -14,8 +14,9 @@ package only ever sees current results; `toysuper upgrade DIR` writes the upgrad
           train.decay_bias, ..., and the [attack] section) as in 1 -> 2. SAE results had none
           added.
   5 -> 6  toy-model results: train.weight_init ("xavier", how they started) as in 1 -> 2.
-  6 -> 7  SAE results: sae.aux_k (0: no AuxK loss), sae.aux_dead and sae.aux_coefficient, in
-          the config and as saes-table columns.
+  6 -> 7  SAE results: sae.aux_k (0: no AuxK loss), sae.aux_dead, sae.aux_coefficient,
+          sae.init_norm (1) and sae.grad_clip (0: off), in the config and as saes-table
+          columns.
 """
 
 from __future__ import annotations
