@@ -19,7 +19,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from toysuper import config, needs, sae_scores, sae_train, saes, sources
+from toysuper import config, needs, sae_scores, sae_train, saes, settings, sources
 
 CODE_SAMPLE = 16384  # activations each SAE is encoded on (the evaluation sample's first blocks)
 
@@ -27,7 +27,11 @@ HIERARCHY = needs.some("data.hierarchy", lambda v: bool(v), "a data.hierarchy (p
 
 
 def _sweep(res) -> list[dict]:
-    return [sources.filled(s) for s in config.expand(res.config)]
+    """Every SAE's filled settings; resolved again, so settings added to toysuper since the run
+    take their defaults (what the run had, as it predates them)."""
+    raw = {k: v for k, v in res.config.items()  # without the store's own stamps (schema, ...)
+           if k in config.TOP_LEVEL or k == "sweep" or k in settings.sections("saes")}
+    return [sources.filled(s) for s in config.expand(config.resolve(raw))]
 
 
 def _sample(shape, hp):

@@ -232,3 +232,15 @@ def chanin(decoder, features, x, f, parent: int, child: int) -> dict:
             "child_parent_cos": float(cos[c, parent]),
             "true_child_parent_cos": float(F[:, child] @ F[:, parent]),
             "chanin_absorption": share if took >= ABSORB_COS else 0.0}
+
+
+# a comparison of SAE kinds is fair only at the same sparsity budget: a cell's budget matches
+# the true L0 when its measured L0 is within this factor of the true one (k = 2 and 4 against a
+# true L0 of 2.5 match; k = 1 against 0.25 on the pentagon does not)
+BUDGET = 2.0
+
+
+def budget_matched(l0, true_l0):
+    """Whether each measured L0 is within a factor BUDGET of the true L0 (arrays or numbers)."""
+    ratio = np.asarray(l0, float) / np.asarray(true_l0, float)
+    return (ratio >= 1 / BUDGET) & (ratio <= BUDGET)

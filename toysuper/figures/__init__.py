@@ -128,14 +128,17 @@ FIGURES = {
     "llc_kgons": Figure(llc.llc_kgons, (SNAPSHOTS, PLANE), ("llc_snapshots", "llc_kgons"),
                         "LLC: loss and LLC of every snapshot over training, coloured by the "
                         "structure k, with the regular k-gons' values (Chen et al. 2023)"),
-    "sae_dictionary": Figure(saes.sae_dictionary, (), (),
-                             "SAEs: MCC, dead latents and L0 against d_sae/n, per kind and sparsity",
+    "sae_dictionary": Figure(saes.sae_dictionary, (), ("sae_metrics",),
+                             "SAEs: MMCS, MCC, dead latents and L0 against d_sae/n, per kind and sparsity",
                              "saes"),
+    "sae_matched": Figure(saes.sae_matched, (), ("sae_metrics",),
+                          "SAEs: the kinds compared only where their L0 matches the true L0", "saes"),
     "sae_angles": Figure(saes.sae_angles, (needs.every("source.n_hidden", [2], "source.n_hidden = 2 "
-                                                       "(a 2-D activation plane)"),), (),
+                                                       "(a 2-D activation plane)"),), ("sae_metrics",),
                          "SAEs: decoder directions over the true features in a 2-D plane", "saes"),
     "sae_absorption": Figure(saes.sae_absorption, (needs.some(
-        "data.hierarchy", lambda v: bool(v), "a data.hierarchy (parent and child features)"),), (),
+        "data.hierarchy", lambda v: bool(v), "a data.hierarchy (parent and child features)"),),
+        ("sae_metrics", "chanin_absorption"),
         "SAEs: absorption of a parent feature by its children, against sparsity", "saes"),
 }
 
