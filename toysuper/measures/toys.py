@@ -31,8 +31,6 @@ ANTIPODAL = -0.9  # two learned features whose cosine is at most this form an an
 
 def _kept(res) -> pd.DataFrame:
     """The kept models with the columns a claim may select on (module docstring)."""
-    if "toys_kept" in res.derived:
-        return res.derived["toys_kept"]
     ids = optima.kept_models(res)
     k = res.models.set_index("model").loc[ids].reset_index()
     k["inv_density"] = 1.0 / k["density"]
@@ -43,7 +41,6 @@ def _kept(res) -> pd.DataFrame:
     k["density0"] = f0.loc[ids, "density"].to_numpy()
     others = res.features[res.features["feature"] != 0].groupby("model")["density"].median()
     k["sparser0"] = others.reindex(ids).to_numpy() / k["density0"].to_numpy()
-    res.derived["toys_kept"] = k
     return k
 
 
