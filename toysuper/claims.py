@@ -182,9 +182,12 @@ def summary(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-tables.register("claims", tables.Table(
-    table, doc="per claim of the experiment: the paper's statement and place, the measured number, "
-               "the verdict it supports and the one stated (toysuper/claims.py)"))
+# `python -m toysuper.claims` runs this file as __main__ after tables.py imported it as
+# toysuper.claims, which registered the table already
+if __name__ != "__main__":
+    tables.register("claims", tables.Table(
+        table, doc="per claim of the experiment: the paper's statement and place, the measured number, "
+                   "the verdict it supports and the one stated (toysuper/claims.py)"))
 
 
 def main(argv=None) -> int:
