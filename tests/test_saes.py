@@ -358,7 +358,8 @@ def test_a_stored_run_beats_the_trivial_solution_and_resumes_without_training(tm
     for name in ("saes.parquet", "latents.parquet", "history.parquet", "summary.json"):
         assert (out / name).is_file(), name
     saes_table = pd.read_parquet(out / "saes.parquet")
-    assert len(saes_table) == 2 and saes_table["beats_trivial"].all()
+    assert len(saes_table) == 2 and res.saes["beats_trivial"].all()  # derived (sae_optima)
+    assert "beats_trivial" not in saes_table and (out / "sae_optima.parquet").is_file()
     assert (saes_table["fve"] > 0.3).all() and (saes_table["l0"] == 2).all()  # top-2: l0 is k
     assert len(pd.read_parquet(out / "latents.parquet")) == 2 * 16
     assert len(pd.read_parquet(out / "history.parquet")) == 2 * 2  # two segments each
@@ -535,3 +536,44 @@ def test_sae_metrics_of_a_trained_sweep_agree_with_the_stored_decoder_scores():
     assert got.loc[0, "decoder_match_unsigned"] == pytest.approx(row["mcc"], abs=1e-5)  # d = n
     assert got.loc[0, "code_sample"] == 2048  # eval_batch caps the sample
     assert 0 < got.loc[0, "mcc_unsigned"] <= 1 and got.loc[0, "mcc_signed"] <= got.loc[0, "mcc_unsigned"]
+
+
+def _fake_results():
+    """Six SAEs without training: relu_l1 at L1 0.1, 0.3, 1.0 and topk k = 1, 2 (two seeds at
+    k = 2), with hand-set angles, L0 and MMCS, as a results object's tables."""
+    saes_table = pd.DataFrame({
+        "sae": range(6), "kind": ["relu_l1"] * 3 + ["topk"] * 3, "diverged": False,
+        "l1_coefficient": [0.1, 0.3, 1.0, 1.0, 1.0, 1.0], "l0_coefficient": 0.01, "k": [1, 1, 1, 1, 2, 2],
+        "width": [8, 8, 8, 16, 16, 16], "source_n_features": 8, "init": "random", "resample_every": 0,
+        "l0": [3.0, 1.0, 0.5, 1.0, 2.0, 2.0], "true_l0": 1.0,
+        "worst_angle": [20.0, 5.0, 7.0, 9.0, 1.0, 30.0], "dead_share": [0, 0, 0, 0.5, 0.25, 0.25]})
+    metrics = pd.DataFrame({"sae": range(6), "mmcs_signed": [0.5, 0.7, 0.9, 0.4, 0.8, 0.6]})
+    return types.SimpleNamespace(saes=saes_table, derived={"sae_metrics": metrics})
+
+
+def test_sae_measurements_on_a_hand_built_table():
+    """Each SAE measurement on a table whose answers are written out by hand."""
+    from toysuper.measures import MEASURES
+    res = _fake_results()
+
+    def m(name, **args):
+        return MEASURES[name].fn(res, **args)
+
+    assert m("sae_within_angle", kind="topk", knob=2) == 0.5           # 1 and 30 degrees
+    assert m("sae_within_angle", kind="relu_l1") == pytest.approx(2 / 3)
+    assert m("sae_mean", column="mmcs_signed", kind="topk", knob=2) == pytest.approx(0.7)
+    assert m("sae_mean", column="mmcs_signed", kind="topk", min_ratio=2) == pytest.approx(0.6)
+    assert m("sae_trend", column="mmcs_signed", kind="relu_l1") == pytest.approx(1.0)   # rises
+    assert m("sae_trend", column="l0_ratio", kind="relu_l1") == pytest.approx(-1.0)     # falls
+    assert m("sae_ratio", column="mmcs_signed", a={"kind": "topk", "knob": 1},
+             b={"kind": "relu_l1", "knob": 0.1}) == pytest.approx(0.8)
+    assert m("sae_extreme_ratio", column="mmcs_signed", a=[{"kind": "relu_l1", "knob": 0.3}],
+             b=[{"kind": "topk", "knob": 1}, {"kind": "relu_l1", "knob": 0.1}]) == pytest.approx(1.4)
+    assert m("sae_within_angle_gain", a={"kind": "relu_l1", "knob": 0.3},
+             b={"kind": "relu_l1", "knob": 0.1}) == 1.0
+    assert m("sae_range", column="mmcs_signed", kind="relu_l1", knob=0.3) == 0.0  # one cell
+    # L0 within 2x of the true L0: 1.0, 0.5, 2.0 are; 3.0 is not
+    assert m("sae_budget_matched", kind="relu_l1") == pytest.approx(2 / 3)
+    assert m("sae_budget_matched", kind="topk") == 1.0
+    with pytest.raises(ValueError, match="no SAE"):
+        m("sae_mean", column="mmcs_signed", kind="jumprelu")
