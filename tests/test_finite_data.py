@@ -173,7 +173,8 @@ def test_scaling_table_fits_the_power_laws_and_counts_features_per_dimension():
     (row,) = scaling.table(res).to_dict("records")
     assert row["exponent"] == pytest.approx(0.8) and row["r2"] == pytest.approx(1.0)
     assert row["log_prefactor"] == pytest.approx(np.log(2))
-    assert row["exact_exponent"] == pytest.approx(0.5) and row["alpha"] == 1.0
+    assert row["exact_exponent"] == pytest.approx(0.5) and row["alpha_lab"] == 1.0
+    assert row["alpha_paper"] == 2.0 and row["exponent_ci_lo"] == pytest.approx(0.8)
     assert row["represented_min_m"] == pytest.approx(10 / n)
     assert row["kept_per_dim_max_m"] == pytest.approx(1.0)
     assert (row["weight_decay"], row["weight_init"], row["widths"]) == (1.0, "unit", 3)

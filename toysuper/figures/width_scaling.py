@@ -1,5 +1,6 @@
 """Loss scaling with width (docs/width_scaling.md): loss against m per superposition regime with
-the fitted power laws, and the fitted exponent over the (alpha, weight decay) grid."""
+the fitted power laws, and the fitted exponent over the (alpha, weight decay) grid. alpha is
+named in both conventions: the lab's p_i ~ i^-(1 + alpha_lab), the paper's p_i ~ i^-alpha_paper."""
 
 from __future__ import annotations
 
@@ -7,15 +8,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import colors
 
-from toysuper import optima, scaling, tables
+from toysuper import scaling, tables
 from toysuper.figures.style import DPI, flags, ring, title
 
 NEEDS = scaling.NEEDS
 
 
 def _kept(res):
-    kept = res.models.set_index("model").loc[optima.kept_models(res)].reset_index()
-    return kept.assign(alpha=kept["density"].map(scaling.alpha))
+    return scaling.kept_widths(res)
+
+
+def _alpha_name(a) -> str:
+    return f"alpha_lab {a:g} (paper {1 + a:g})"
 
 
 def _regimes(table):
@@ -35,30 +39,30 @@ def width_scaling(res):
     kept = _kept(res)
     fits = tables.get(res, "scaling")
     regimes = _regimes(kept)
-    alphas = sorted(kept["alpha"].dropna().unique())
+    alphas = sorted(kept["alpha_lab"].dropna().unique())
     cmap = plt.get_cmap("viridis")
     shade = {a: cmap(0.1 + 0.8 * i / max(len(alphas) - 1, 1)) for i, a in enumerate(alphas)}
     marks = flags(res)
-    optima_losses = tables.get(res, "optima").set_index("model")["exact_loss"]
     fig, axes = plt.subplots(1, len(regimes), figsize=(4.0 * max(len(regimes), 2), 5.2),
                              dpi=DPI, squeeze=False, sharey=True)
     for ax, (wd, init) in zip(axes[0], regimes):
         here = kept[(kept["weight_decay"] == wd) & (kept["weight_init"] == init)]
         for a in alphas:
-            line = here[here["alpha"] == a].sort_values("n_hidden")
+            line = here[here["alpha_lab"] == a].sort_values("n_hidden")
             if line.empty:
                 continue
             fit = fits[(fits["weight_decay"] == wd) & (fits["weight_init"] == init)
-                       & (fits["alpha"] == a)]
+                       & (fits["alpha_lab"] == a)]
             a_fit = float(fit["exponent"].iloc[0]) if len(fit) else np.nan
+            ci = ((float(fit["exponent_ci_lo"].iloc[0]), float(fit["exponent_ci_hi"].iloc[0]))
+                  if len(fit) else (np.nan, np.nan))
             ax.plot(line["n_hidden"], line["loss"], "o-", color=shade[a], ms=4,
-                    label=f"alpha = {a:g}: a = {a_fit:.2f}")
+                    label=f"{_alpha_name(a)}: a = {a_fit:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]")
             if len(fit):
                 m = np.geomspace(line["n_hidden"].min(), line["n_hidden"].max(), 20)
                 ax.plot(m, np.exp(float(fit["log_prefactor"].iloc[0])) * m ** -a_fit, "--",
                         color=shade[a], lw=0.9)
-                exact = optima_losses.loc[line["model"]]
-                ax.plot(line["n_hidden"], exact, ":", color=shade[a], lw=1.4, alpha=0.7)
+                ax.plot(line["n_hidden"], line["exact_loss"], ":", color=shade[a], lw=1.4, alpha=0.7)
             bad = line[line["model"].isin(marks)]
             if len(bad):
                 ring(ax, bad["n_hidden"], bad["loss"])
@@ -66,20 +70,22 @@ def width_scaling(res):
                title=f"weight decay {wd:g}\n({_regime(wd, init)})")
         ax.plot([], [], ":", color="0.4", label="top-m exact solution (weak-superposition limit)")
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2),
-                  title="fitted loss ~ m^-a (dashed)",
+                  title="fitted loss ~ m^-a (dashed), a [95% CI]",
                   title_fontsize=7)
     axes[0, 0].set_ylabel("loss (kept model of each m)")
     fig.suptitle(f"{title(res)}: loss against width, n = {int(kept['n_features'].iloc[0])}, "
-                 f"p_i ~ i^-(1+alpha)", fontsize=10)
+                 f"p_i ~ i^-(1 + alpha_lab) = i^-alpha_paper", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig
 
 
 def scaling_exponents(res):
-    """The fitted exponent a over the (alpha, weight decay) grid, beside the share of features
-    represented at the largest width; the two predictions (a = alpha, a = 1) are in the text."""
-    fits = tables.get(res, "scaling").dropna(subset=["alpha"])
-    alphas = sorted(fits["alpha"].unique())
+    """The fitted exponent a over the (alpha, weight decay) grid, beside the top-m exact
+    solution's and the share of features represented at the largest width; the paper's
+    predictions are in the title: weak superposition a = alpha_paper - 1 (= alpha_lab), strong
+    about 1 for flat frequencies and about 2 (alpha_paper - 1) for skewed ones."""
+    fits = tables.get(res, "scaling").dropna(subset=["alpha_lab"])
+    alphas = sorted(fits["alpha_lab"].unique())
     regimes = _regimes(fits)
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.9), dpi=DPI)
     top = colors.Normalize(0, max(2.0, fits["exponent"].max(), fits["exact_exponent"].max()))
@@ -91,7 +97,7 @@ def scaling_exponents(res):
         grid = np.full((len(alphas), len(regimes)), np.nan)
         for _, row in fits.iterrows():
             j = regimes.index((row["weight_decay"], row["weight_init"]))
-            grid[alphas.index(row["alpha"]), j] = row[col]
+            grid[alphas.index(row["alpha_lab"]), j] = row[col]
         im = ax.imshow(grid, cmap=cmap, norm=norm, origin="lower", aspect="auto")
         for i in range(len(alphas)):
             for j in range(len(regimes)):
@@ -105,10 +111,13 @@ def scaling_exponents(res):
         ax.set(xticks=range(len(regimes)),
                xticklabels=[f"{wd:g}" + ("\nunit start" if init == "unit" else "")
                             for wd, init in regimes],
-               yticks=range(len(alphas)), yticklabels=[f"{a:g}" for a in alphas],
-               xlabel="weight decay (negative: weight growth)", ylabel="alpha", title=label)
+               yticks=range(len(alphas)),
+               yticklabels=[f"{a:g} ({1 + a:g})" for a in alphas],
+               xlabel="weight decay (negative: weight growth)",
+               ylabel="alpha_lab (alpha_paper)", title=label)
         fig.colorbar(im, ax=ax, shrink=0.85)
-    fig.suptitle(f"{title(res)}: weak superposition predicts a = alpha, strong superposition "
-                 f"a = 1", fontsize=10)
+    fig.suptitle(f"{title(res)}: the paper predicts a = alpha_paper - 1 = alpha_lab (weak "
+                 f"superposition); about 1 for flat, about 2 (alpha_paper - 1) for skewed "
+                 f"frequencies (strong, its Figure 5e)", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig
