@@ -144,7 +144,11 @@ def test_the_table_scores_identity_models_at_their_closed_form():
         res.weights["W"][model], res.weights["b"][model] = ident["W"], ident["b"]
     table = tables.get(res, "adversarial")
     assert list(table.columns) == ["model", "eps", "inputs", "clean_loss", "attacked_loss",
-                                   "random_loss", "vulnerability", "random_vulnerability"]
+                                   "random_loss", "vulnerability", "random_vulnerability",
+                                   *adversarial.ANALYTIC, *adversarial.ANALYTIC_ALL]
+    # the paper's metric: a model without superposition is its own reference, exactly 1
+    assert np.allclose(table["analytic_vulnerability"], 1.0, rtol=1e-3)  # float32 differences
+    assert np.allclose(table["analytic_all_vulnerability"], 1.0, rtol=1e-3)
     assert table[["model", "eps"]].values.tolist() == [[0, 0.1], [0, 0.3], [1, 0.1], [1, 0.3]]
     sweep = config.expand(res.config)
     for model, s in enumerate(sweep):
@@ -162,6 +166,52 @@ def test_the_table_scores_identity_models_at_their_closed_form():
             assert row["attacked_loss"] == pytest.approx(expected, rel=1e-4)
             assert row["vulnerability"] == pytest.approx(expected / np.mean(u ** 2) - 1, rel=1e-3)
             assert 0 < row["random_vulnerability"] < row["vulnerability"]
+        pool = np.asarray(adversarial._pool(shape, hp, adversarial.ANALYTIC_BLOCKS), np.float64)
+        on = pool[np.abs(pool).sum(axis=1) > 0]
+        for eps in (0.1, 0.3):
+            row = table[(table["model"] == model) & (table["eps"] == eps)].iloc[0]
+            mean_norm, mean_norm_all = np.linalg.norm(on, axis=1).mean(), np.linalg.norm(pool, axis=1).mean()
+            assert row["analytic_radius"] == pytest.approx(eps * mean_norm, rel=1e-5)
+            assert row["analytic_all_radius"] == pytest.approx(eps * mean_norm_all, rel=1e-5)
+            clean = np.mean(np.sum(on[:, 2:] ** 2, axis=1))
+            assert row["analytic_clean_loss"] == pytest.approx(clean, rel=1e-5)
+
+
+def test_the_analytic_attack_on_an_orthogonal_W_moves_each_feature_alone():
+    """W with orthonormal columns (n = m): W^T W is the identity, so feature i's analytic attack
+    is e_i and interferes with no other feature. In a pentagon (n = 5, m = 2) it does."""
+    Q, _ = np.linalg.qr(np.random.default_rng(1).normal(size=(4, 4)))
+    D = np.asarray(adversarial.directions(jnp.asarray(Q)))
+    assert np.allclose(D, np.eye(4), atol=1e-6)
+    angles = 2 * np.pi * np.arange(5) / 5
+    pentagon = np.stack([np.cos(angles), np.sin(angles)])
+    D = np.asarray(adversarial.directions(jnp.asarray(pentagon)))
+    assert np.allclose(np.linalg.norm(D, axis=1), 1.0)
+    assert (np.abs(D - np.eye(5)).max(axis=1) > 0.3).all()
+    # a feature the model does not represent (||W_i|| < 0.5) gets no attack
+    W = np.zeros((2, 3))
+    W[0, 0], W[1, 1], W[0, 2] = 1.0, 1.0, 1e-3
+    assert np.allclose(np.asarray(adversarial.directions(jnp.asarray(W)))[2], 0.0)
+
+
+def test_the_reference_increase_is_the_top_m_exact_solutions_under_its_own_attacks():
+    """The closed form r^2 sum_{top m} I_i / n against the attack evaluated on the top-m exact
+    ReLU model (features 1 and 3 the most important, the rest at a constant bias)."""
+    n, r = 5, 0.07
+    imp = np.array([0.5, 1.0, 0.3, 0.9, 0.1])
+    W = np.zeros((2, n))
+    W[0, 1] = W[1, 3] = 1.0
+    b = np.array([0.2, 0.0, 0.2, 0.0, 0.2])
+    rng = np.random.default_rng(2)
+    x = rng.uniform(0, 1, (64, n)) * (rng.uniform(size=(64, n)) < 0.4)
+
+    def loss(z):
+        return np.mean(np.sum(imp * (x - np.maximum(z @ W.T @ W + b, 0)) ** 2, axis=1))
+
+    D = np.asarray(adversarial.directions(jnp.asarray(W)))
+    increase = np.mean([loss(x + r * d) - loss(x) for d in D])
+    assert increase == pytest.approx(float(adversarial.reference_increase(jnp.asarray(imp), 2, r)), rel=1e-6)
+    assert increase == pytest.approx(r * r * (1.0 + 0.9) / n)
 
 
 def test_attack_settings_change_neither_training_nor_keys():

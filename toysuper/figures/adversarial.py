@@ -24,12 +24,15 @@ KIND_MARKER = {"linear": "s", "relu": "o", "privileged": "^", "abs": "D"}
 
 def vulnerability(res):
     """Vulnerability against 1-S beside features per dimension 1/D*, and the two against each
-    other.
+    other, for the lab's attack and for the paper's.
 
-    (a) vulnerability, (attacked - clean) / clean mean loss, per kind (line style) and attack
-    radius eps (colour), through the lowest-loss seed of each density, with random
-    perturbations of the same norm in pale lines; (b) features per dimension 1/D* of the same
-    models; (c) every model's vulnerability against its 1/D*. Flagged models ringed in red.
+    (a) vulnerability to the PGD attack, (attacked - clean) / clean mean loss, per kind (line
+    style) and attack radius eps (colour), through the lowest-loss seed of each density, with
+    random perturbations of the same norm in pale lines; (b) features per dimension 1/D* of the
+    same models; (c) every model's PGD vulnerability against its 1/D*; (d) the paper's metric,
+    its analytic attack's loss increase over that of the top-m exact solution (no superposition),
+    against 1/D*, with the line y = 1/D* that "tracking features per dimension" would follow.
+    Flagged models ringed in red.
     """
     adv = tables.get(res, "adversarial")
     cell = ["kind", "density"]
@@ -42,7 +45,8 @@ def vulnerability(res):
     rows = adv.merge(models[["model", "kind", "density", "per_dim"]], on="model")
     marks = flags(res)
     found = kinds(best)
-    fig, (ax_v, ax_d, ax_s) = plt.subplots(1, 3, figsize=(14, 4.9), dpi=DPI, layout="constrained")
+    fig, (ax_v, ax_d, ax_s, ax_p) = plt.subplots(1, 4, figsize=(18, 4.9), dpi=DPI,
+                                                 layout="constrained")
     for kind in found:
         style = KIND_STYLE.get(kind, "-")
         mine = best[best["kind"] == kind]
@@ -57,6 +61,9 @@ def vulnerability(res):
                 ax_v.scatter(of["density"], of["vulnerability"], s=5, color=colours[e], alpha=0.4, lw=0)
             ax_s.scatter(of["per_dim"], of["vulnerability"], s=14, color=colours[e],
                          marker=KIND_MARKER.get(kind, "o"), alpha=0.8, lw=0)
+            if "analytic_vulnerability" in of:
+                ax_p.scatter(of["per_dim"], of["analytic_vulnerability"], s=14, color=colours[e],
+                             marker=KIND_MARKER.get(kind, "o"), alpha=0.8, lw=0)
         mine = mine.sort_values("density", ascending=False)
         ax_d.plot(mine["density"], mine["per_dim"], style, marker="o", ms=3.5, lw=1.2, color="0.15",
                   label=KIND_TITLE.get(kind, kind))
@@ -78,10 +85,17 @@ def vulnerability(res):
     ax_d.axhline(1, color="0.8", lw=0.8, zorder=0)
     ax_s.set(yscale="log", xlabel="features per dimension 1/D*", ylabel="vulnerability",
              title="(c) vulnerability against 1/D*, every model")
+    top = float(rows["per_dim"].max())
+    ax_p.plot([1, top], [1, top], ":", color="0.5", lw=1, label="y = 1/D*")
+    ax_p.axhline(1, color="0.8", lw=0.8, zorder=0)
+    ax_p.set(xlabel="features per dimension 1/D*",
+             ylabel="(L' - L) / (L'$_0$ - L$_0$), reference: top-m exact",
+             title="(d) the paper's analytic attack and metric, every model")
     # legends under the panels: colour is the radius, line style (a, b) or marker (c) the kind
     for e in radii:
         ax_v.plot([], [], "-", color=colours[e], lw=2, label=f"eps = {e:g}")
         ax_s.scatter([], [], s=14, color=colours[e], label=f"eps = {e:g}")
+        ax_p.scatter([], [], s=14, color=colours[e], label=f"eps = {e:g} of the mean input norm")
     for kind in found:
         ax_v.plot([], [], KIND_STYLE.get(kind, "-"), color="0.2", label=KIND_TITLE.get(kind, kind))
         ax_s.scatter([], [], s=14, color="0.4", marker=KIND_MARKER.get(kind, "o"),
@@ -91,8 +105,9 @@ def vulnerability(res):
         ax_d.scatter([], [], s=5, color="0.55", label="every seed")
     if len(shown):
         ring(ax_v, [], [], label=f"red ring: {FLAG_WORDS}")
-    return _finish(fig, (ax_v, ax_d, ax_s), res, models, single,
-                   "the worst perturbation of norm eps ||x|| (projected gradient ascent)")
+    return _finish(fig, (ax_v, ax_d, ax_s, ax_p), res, models, single,
+                   "(a-c) the worst perturbation of norm eps ||x|| (projected gradient ascent); "
+                   "(d) the paper's per-feature analytic attack")
 
 
 def _finish(fig, axes, res, models, single: bool, what: str):
