@@ -40,7 +40,7 @@ def sweep(**changes):
     return models
 
 
-SAE_NAMES = {"sae_dictionary", "sae_angles", "sae_absorption"}
+SAE_NAMES = {"sae_dictionary", "sae_matched", "sae_angles", "sae_absorption"}
 
 
 def test_registry_keeps_the_names_and_shape():
