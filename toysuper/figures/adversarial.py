@@ -90,7 +90,7 @@ def vulnerability(res):
     ax_p.axhline(1, color="0.8", lw=0.8, zorder=0)
     ax_p.set(xlabel="features per dimension 1/D*",
              ylabel="(L' - L) / (L'$_0$ - L$_0$), reference: top-m exact",
-             title="(d) the paper's analytic attack and metric, every model")
+             title="(d) the paper's attack and metric, every model")
     # legends under the panels: colour is the radius, line style (a, b) or marker (c) the kind
     for e in radii:
         ax_v.plot([], [], "-", color=colours[e], lw=2, label=f"eps = {e:g}")
