@@ -228,6 +228,10 @@ TABLE = (
     # neither changes any other model's result.
     Setting("run.on_diverge", "keep", one_of(ON_DIVERGE), "host",
             doc="what a diverged model does to the run: keep it and go on, or stop"),
+    # rounds of restarts of every local-minimum cell from the neighbour's solution that beat it,
+    # after the sweep is stored (toysuper/polish.py); 0: the results as trained
+    Setting("run.polish", 0, nonneg_int, "host",
+            doc="polish rounds: local-minimum cells restarted from the solutions that beat them"),
     # [attack]: the worst input perturbation of each trained model, read only by the derived
     # table `adversarial` (toysuper/adversarial.py). Role "model" without a field: stored in
     # models.parquet, never in train.Shape or train.Hyper and never in a key (salt None), so

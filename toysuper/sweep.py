@@ -28,6 +28,7 @@ from toysuper import (
     hosts,
     outputs,
     plan,
+    polish,
     sae_sweep,
     settings,
     starts,
@@ -144,7 +145,7 @@ def run(experiment, overrides=(), out=None, force=False, progress=True) -> Resul
         hosts.written()
     finally:
         lock.release()
-    return res
+    return polish.after(out, cfg, res, progress)  # run.polish rounds, if any
 
 
 def describe_plan(experiment, overrides=(), out=None, probe=True) -> str:
