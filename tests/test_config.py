@@ -186,3 +186,25 @@ def test_every_setting_has_one_declaration_that_defaults_and_checks_derive_from(
     shape = train.Shape.of(config.expand(cfg)[0])
     assert {f: getattr(shape, f) for f in settings.SHAPE_FIELDS} == {
         f: settings.BY_KEY[k].default for f, k in settings.SHAPE_FIELDS.items()}
+
+
+NUMERIC = [(family, s.key) for family, table in (("toys", settings.TABLE), ("saes", settings.SAE_TABLE))
+           for s in table if isinstance(s.default, (int, float)) and not isinstance(s.default, bool)]
+
+
+@pytest.mark.parametrize("family, key", NUMERIC, ids=[f"{f}:{k}" for f, k in NUMERIC])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")], ids=str)
+def test_nan_and_inf_are_refused_for_every_numeric_setting(family, key, bad):
+    """nan and inf are valid TOML; every numeric setting refuses them in one line naming it
+    (train.lr = nan once trained a NaN model whose results could never be resumed)."""
+    base = {"sae": {"width": 8}, "source": {"n_features": 8, "n_hidden": 4}} if family == "saes" else {}
+    with pytest.raises(ConfigError) as e:
+        resolve(base, [f"{key}={bad}"])
+    assert key in str(e.value) and "\n" not in str(e.value)
+
+
+def test_an_experiment_name_is_never_a_path():
+    for name in ("../up", ".hidden", "a/b", "..", ""):
+        with pytest.raises(ConfigError, match="may not start with '.'"):
+            resolve({"name": name})
+    assert resolve({"name": "ok.v2-x_y"})["name"] == "ok.v2-x_y"

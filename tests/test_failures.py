@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 import toysuper
-from toysuper import cli, config, optima, store, sweep, tables, upgrade
+from toysuper import cli, config, optima, report, sae_sweep, store, sweep, tables, upgrade, verdicts
+from toysuper.figures import style
 
 # lr 1e12 overflows every model within the first logged interval; 3e-3 trains normally
 DIVERGING = {"data.density": [1.0, 0.1], "train.lr": [3e-3, 1e12]}
@@ -59,9 +60,10 @@ def test_diverged_models_are_kept_marked_and_named_and_the_rest_unchanged(tiny, 
     np.testing.assert_array_equal(res.weights["W"][[0, 2]], alone.weights["W"])
     np.testing.assert_array_equal(m["loss"][[0, 2]], alone.models["loss"])
 
-    # resumed from its parts, the same marks
+    # run again: finished, so read as stored, nothing trained or rewritten
+    summary = (out / "summary.json").read_text()
     again = toysuper.run(dict(tiny, sweep=DIVERGING), out=out, progress=False)
-    assert json.loads((out / "summary.json").read_text())["trained_chunks"] == 0
+    assert (out / "summary.json").read_text() == summary
     pd.testing.assert_frame_equal(again.models, m)
 
 
@@ -117,6 +119,88 @@ def test_a_run_with_diverged_models_draws_its_figures(tiny, tmp_path, capsys):
     assert not (out / "run.lock").exists()
 
 
+# -- counting diverged models: one function for every summary, footnote and report card -------
+
+LRS = {"none": [3e-3], "some": [3e-3, 1e12], "all": [1e12]}
+
+
+@pytest.mark.parametrize("which", list(LRS))
+def test_toy_sweeps_count_diverged_models_as_trapped_everywhere(which, tiny, tmp_path, capsys):
+    """None, some and all diverged: the run's summary line, a figure's footnote and the report's
+    card count from verdicts.toys; a diverged model is trapped (docs/failures.md); a sweep that
+    all diverged is stored and ends with one clear line, not a pandas error."""
+    cfg = dict(tiny, sweep={"data.density": [1.0, 0.1], "train.lr": LRS[which]},
+               figures=["structure_mix"], train=dict(tiny["train"], steps=100))
+    out = tmp_path / "r"
+    code = cli.main(["run", experiment_file(tmp_path, cfg), "--out", str(out), "--quiet"])
+    said = capsys.readouterr()
+    res = toysuper.load(out)
+    o, cells = tables.get(res, "optima"), tables.get(res, "neighbours")
+    c = verdicts.toys(o, cells)
+    assert c.diverged == {"none": 0, "some": 2, "all": 2}[which] == int(o["diverged"].sum())
+    assert o.loc[o["diverged"], "trapped"].all() and c.trapped >= c.diverged
+    assert c.clean == c.total - len(set(o.loc[o["trapped"], "model"])
+                                    | set(cells.loc[cells["local_minimum"], "model"]))
+    line = optima.summary(o, cells)
+    assert (f"{c.trapped} of {c.total} models are trapped" in line) if c.trapped else (
+        f"every one of {c.total} models" in line)
+    if which == "all":
+        assert code == 1 and "every one of the 2 models diverged" in one_line(said.err)
+        assert "idxmin" not in said.err and (out / "optima.parquet").exists()
+        return
+    assert code == 0 and line in said.out
+    if c.diverged:
+        assert f"diverged: {c.diverged} of the {c.trapped}" in line
+    text, _ = style.footnote_text(res)
+    assert f"{c.trapped} of {c.total} models trapped" in text or (
+        not c.trapped and f"all {c.total} models beat" in text)
+    (index, _) = report.build(out, tmp_path / "site")
+    assert f"{c.trapped:,} of {c.total:,} models" in index.read_text()
+
+
+SAE = {"name": "small", "source": {"n_features": 16, "n_hidden": 8}, "data": {"density": 0.05},
+       "sae": {"kind": "topk", "width": 16, "k": 2},
+       "train": {"steps": 200, "batch": 128, "lr": 3e-3, "log_every": 100, "eval_batch": 2048}}
+
+
+@pytest.mark.parametrize("which", list(LRS))
+def test_sae_sweeps_count_diverged_saes_as_losing_everywhere(which, tmp_path, capsys):
+    """The SAE summary once said "-2 of 1 SAEs do NOT beat..." with one of two diverged and
+    raised KeyError 'beats_trivial' with all diverged, in `run` and in `report`."""
+    cfg = dict(SAE, sweep={"train.lr": LRS[which]}, figures=["sae_dictionary"])
+    out = tmp_path / "s"
+    code = cli.main(["run", experiment_file(tmp_path, cfg), "--out", str(out), "--quiet"])
+    said = capsys.readouterr()
+    res = toysuper.load(out)
+    labels = tables.get(res, "sae_optima")
+    c = verdicts.saes(labels)
+    assert c.diverged == {"none": 0, "some": 1, "all": 1}[which]
+    assert c.trapped == c.diverged  # these settings: every trained SAE beats the trivial one
+    assert not labels.loc[labels["diverged"], "beats_trivial"].any()
+    assert "beats_trivial" not in pd.read_parquet(out / "saes.parquet")  # derived, not stored
+    line = sae_sweep.summary(res)
+    assert "-" not in line.split(";")[0] and (
+        f"{c.trapped} of {c.total} SAEs do NOT" in line if c.trapped else "all 1 SAEs" in line)
+    text, flagged = style.footnote_text(res)
+    assert flagged == bool(c.trapped) and (not c.trapped or f"{c.trapped} of {c.total}" in text)
+    if which == "all":
+        assert code == 1 and "every one of the 1 SAEs diverged" in one_line(said.err)
+    else:
+        assert code == 0 and line in said.out
+    index, skipped = report.build(out, tmp_path / "site")
+    assert not skipped and f"{c.trapped:,} of {c.total:,} SAEs" in index.read_text()
+
+
+def test_stored_sae_labels_are_replaced_by_derived_ones(tmp_path):
+    """saes.parquet written before the labels were derived keeps stale ones: they are ignored."""
+    out = tmp_path / "s"
+    toysuper.run(dict(SAE, sweep={"train.seed": [0, 1]}), out=out, progress=False)
+    stale = pd.read_parquet(out / "saes.parquet").assign(beats_trivial=False, recovered=7.0)
+    stale.to_parquet(out / "saes.parquet")
+    res = toysuper.load(out)
+    assert res.saes["beats_trivial"].all() and (res.saes["recovered"] <= 1).all()
+
+
 # -- damaged files ------------------------------------------------------------------------------
 
 TWO_CHUNKS = {"data.density": [1.0, 0.1], "model.n_hidden": [1, 2]}  # a chunk per shape
@@ -143,6 +227,7 @@ def damage(path, how):
 def test_a_damaged_part_is_trained_again_never_read_as_finished(how, tiny, tmp_path, capsys):
     cfg, out = dict(tiny, sweep=TWO_CHUNKS), tmp_path / "r"
     first = toysuper.run(cfg, out=out, progress=False)
+    (out / "summary.json").unlink()  # as if stopped after its parts: finished runs read as stored
     part = out / "parts" / "chunk-00001.npz"
     damage(part, how)
     assert "1 of 2 chunks already finished" in sweep.describe_plan(cfg, out=out, probe=False)

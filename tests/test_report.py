@@ -35,6 +35,10 @@ def _copy(names, dest: Path) -> Path:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     results = _copy(SHOWN, tmp_path_factory.mktemp("results"))
+    # the runtime shown is the copy's own: a user's run never changes what these tests read
+    (results / "intro" / "summary.json").write_text(
+        '{"models": 18, "chunks": 1, "trained_chunks": 1, "seconds": 1234.5}')
+    (results / "nonuniform" / "claims.parquet").unlink()  # a run whose claims were not measured
     built = tmp_path_factory.mktemp("built") / "site"
     assert cli.main(["report", str(results), "--out", str(built)]) == 0
     # the site folder alone, moved away from the results it was made from, must still work
@@ -91,12 +95,40 @@ def test_index_lists_every_experiment_with_its_numbers(site, browser):
     cards = browser.find_elements("css selector", ".card")
     assert [c.find_element("css selector", "h2 a").text for c in cards] == list(SHOWN)
     text = {c.find_element("css selector", "h2 a").text: c.text for c in cards}
-    assert "models: 18" in text["intro"] and "runtime: 22 s" in text["intro"]
-    assert "Measured" in text["intro"] and "a pentagon at 0.1 and 0.05" in text["intro"]
+    assert "models: 18" in text["intro"] and "runtime: 20.6 min" in text["intro"]
+    # claims as measured on this run (claims.parquet), never the experiment file's prose
+    claims = pd.read_parquet(ROOT / "results" / "intro" / "claims.parquet")
+    counts = claims["verdict"].value_counts()
+    assert all(f"{n} {verdict}" in text["intro"] for verdict, n in counts.items())
+    assert "Measured" not in text["intro"]
+    assert "no claims measured" in text["nonuniform"]
     # phase_n2's stored sweep holds 36 local minima, which its experiment file declares
     assert "local minima: 36 of 1,024 cells" in text["phase_n2"]
     assert "traps declared: yes" in text["phase_n2"] and "traps declared: no" in text["intro"]
     assert "diverged: 0" in text["nonuniform"] and "models: 512" in text["nonuniform"]
+
+
+def test_index_holds_the_reproduction_scoreboard(site, browser):
+    """One row per claim of every experiment: experiment, claim, paper and where, measured,
+    verdict, as the results directories' claims.parquet hold them."""
+    _open(browser, site / "index.html")
+    board = browser.find_element("css selector", "#scoreboard table")
+    head = [th.text for th in board.find_elements("css selector", "thead th")]
+    assert head == ["experiment", "claim", "paper", "measured", "verdict"]
+    rows = [[td.text for td in tr.find_elements("css selector", "td")]
+            for tr in board.find_elements("css selector", "tbody tr")]
+    expected = {name: pd.read_parquet(ROOT / "results" / name / "claims.parquet")
+                for name in SHOWN if name != "nonuniform"}
+    assert len(rows) == sum(len(c) for c in expected.values()) + 1  # nonuniform: none measured
+    for name, claims in expected.items():
+        mine = [r for r in rows if r[0] == name]
+        assert [r[1] for r in mine] == claims["claim"].tolist()
+        assert [r[4] for r in mine] == claims["verdict"].tolist()
+        assert all(claims["paper"].iloc[i] in r[2] for i, r in enumerate(mine))
+    assert [r[1] for r in rows if r[0] == "nonuniform"] == ["no claims measured (no claims.parquet)"]
+    _open(browser, site / "intro" / "index.html")
+    shown = browser.find_elements("css selector", ".claims table tbody tr")
+    assert len(shown) == len(expected["intro"])
 
 
 def test_every_link_and_source_resolves_inside_the_site(site, browser):
@@ -220,6 +252,9 @@ def test_text_is_escaped(tmp_path):
     cfg = results / "intro" / "config.toml"
     cfg.write_text(cfg.read_text().replace(
         'description = "Section 1', 'description = "<script>alert(1)</script> & Section 1'))
+    claims = pd.read_parquet(results / "intro" / "claims.parquet")
+    claims.loc[0, "claim"] = "<script>alert(1)</script> & Section 1"
+    claims.to_parquet(results / "intro" / "claims.parquet")
     report.build(results, tmp_path / "site")
     for page in (tmp_path / "site" / "index.html", tmp_path / "site" / "intro" / "index.html"):
         text = page.read_text()
@@ -246,8 +281,43 @@ def test_a_second_report_replaces_the_first_whole(tmp_path):
     assert not list(tmp_path.glob(".site.*"))  # the folder it was built in is gone
 
 
-def test_opening_comment_and_measured_lines():
+def test_opening_comment():
     text = "# Title\n#   how to run\n# Measured (2 s): a\n# pentagon.\nname = 'x'\n# not opening\n"
     assert report.opening_comment(text) == ["Title", "  how to run", "Measured (2 s): a", "pentagon."]
-    assert report.measured(report.opening_comment(text)) == "Measured (2 s): a pentagon."
-    assert report.measured(["no numbers here"]) == ""
+
+
+def test_nothing_outside_the_results_folder_lands_in_the_site(tmp_path, capsys):
+    """Symbolic links to files and folders outside, and a config name that walks out of
+    experiments/, are left out and named in one line each; the rest of the site is written."""
+    elsewhere = tmp_path / "elsewhere"
+    _copy(["intro"], elsewhere)
+    (elsewhere / "secret.png").write_bytes(b"SECRET-PNG")
+    pd.DataFrame({"SECRET_COLUMN": [1]}).to_parquet(elsewhere / "secret.parquet")
+    (elsewhere / "leak.toml").write_text("# SECRET-COMMENT\nname = 'leak'\ntraps = 'SECRET-TRAP'\n")
+    results = _copy(["intro"], tmp_path / "results")
+    intro = results / "intro"
+    (intro / "figures" / "leak.png").symlink_to(elsewhere / "secret.png")
+    (intro / "leak.parquet").symlink_to(elsewhere / "secret.parquet")
+    (results / "linked").symlink_to(elsewhere / "intro")  # a whole results directory
+    shutil.copytree(intro, results / "walker", symlinks=True)
+    cfg = results / "walker" / "config.toml"
+    depth = "../" * len(ROOT.parts)  # from experiments/ to / and back down to `elsewhere`
+    cfg.write_text(cfg.read_text().replace('name = "intro"', f'name = "{depth}{elsewhere}/leak"'))
+    shutil.copytree(intro, results / "crash", ignore=shutil.ignore_patterns("leak*"))
+    pd.DataFrame({"nothing": [1]}).to_parquet(results / "crash" / "models.parquet")
+
+    assert cli.main(["report", str(results), "--out", str(tmp_path / "site")]) == 0
+    err = capsys.readouterr().err
+    lines = {re.match(r"toysuper: left out (\S+): ", line)[1]: line
+             for line in err.strip().splitlines()}
+    assert "figures/leak.png" in lines["intro"] and "leak.parquet" in lines["intro"]
+    assert "a link out of" in lines["linked"]
+    assert "name = " in lines["walker"] and "may not start with '.'" in lines["walker"]
+    assert "crash" in lines  # unreadable in some other way: listed, not fatal
+    site = tmp_path / "site"
+    assert (site / "intro" / "index.html").is_file()
+    for f in site.rglob("*"):
+        assert not f.is_symlink(), f
+        if f.is_file():
+            assert b"SECRET" not in f.read_bytes(), f
+    assert not (site / "linked").exists() and not (site / "walker").exists()

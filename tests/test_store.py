@@ -127,3 +127,37 @@ def test_results_from_a_newer_schema_are_refused_in_one_line(tiny, tmp_path):
     (out / "config.toml").write_text(text)
     with pytest.raises(toysuper.ConfigError, match="newer toysuper"):
         store.load(out)
+
+
+def _files(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_finished_run_of_an_older_schema_is_read_not_retrained_or_rewritten(tmp_path, capsys):
+    """The README's first command on a fresh clone: results/intro is committed (schema 4, no
+    parts/); running its experiment once retrained it and rewrote 9 tracked files."""
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "intro"
+    shutil.copytree(root / "results" / "intro", out, ignore=shutil.ignore_patterns("parts"))
+    before = _files(out)
+    res = toysuper.run(root / "experiments" / "intro.toml", out=out, progress=False)
+    assert _files(out) == before
+    assert "holds this experiment's finished results: nothing is trained" in capsys.readouterr().err
+    assert res.models.equals(toysuper.load(out).models) and len(res.models) == 18
+
+
+def test_summary_seconds_sum_every_run_into_the_directory(tiny, tmp_path):
+    """A run that had nothing left to train once overwrote the runtime with its own 0.2 s."""
+    import json
+
+    out = tmp_path / "r"
+    toysuper.run(tiny, out=out, progress=False)
+    first = json.loads((out / "summary.json").read_text())
+    assert first["seconds"] == first["last_run_seconds"] > 0
+    toysuper.run(tiny, out=out, progress=False, force=True)  # nothing to train: parts/ kept
+    again = json.loads((out / "summary.json").read_text())
+    assert again["trained_chunks"] == 0
+    assert again["seconds"] == pytest.approx(first["seconds"] + again["last_run_seconds"], abs=0.02)

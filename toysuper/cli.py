@@ -79,6 +79,11 @@ def _run(args) -> int:
         done = isinstance(e, sweep.OutputsError)  # trained and stored; only drawing failed
         print(f"toysuper: {'' if done else 'training failed: '}{e}", file=sys.stderr)
         return 1
+    except OSError as e:  # the disk filled up or turned read-only mid-run
+        where = f" {e.filename}" if e.filename else ""
+        print(f"toysuper: training stopped: cannot write{where} ({e.strerror or e}); finished "
+              f"chunks are kept: free the disk and run again to resume", file=sys.stderr)
+        return 1
     except hosts.LOST as e:
         if hosts.count() == 1:
             raise

@@ -12,6 +12,7 @@ import copy
 import itertools
 import json
 import math
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -40,6 +41,9 @@ def known_keys() -> list[str]:
 def load(path, overrides=()) -> dict:
     """Read an experiment file, apply `key=value` overrides and validate; returns the config."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"'{path}' is a folder; give an experiment file (a .toml) or the name "
+                          f"of one in experiments/ (`toysuper list` lists them)")
     if not path.is_file():
         raise ConfigError(f"experiment file '{path}' does not exist")
     try:
@@ -196,6 +200,45 @@ def expand(cfg: dict) -> list[dict]:
     return models
 
 
+def check_name(name) -> None:
+    """An experiment's name names files (results/NAME, experiments/NAME.toml): never a path."""
+    if not (isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", name)):
+        raise ConfigError(f"name = {name!r} may hold only letters, digits, '_', '-' and '.', "
+                          f"and may not start with '.'")
+
+
+# host bytes each model takes at the least: its expanded settings and its table rows
+# (train.host_bytes's floor), to refuse a sweep that cannot fit before expanding it
+HOST_BYTES_PER_MODEL = 3000
+
+
+def host_memory() -> int:
+    """This machine's physical memory in bytes (a large number where it cannot be read)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 2**62
+
+
+def _axis_length(key: str, spec) -> int:
+    """len(axis_values(key, spec)) without making the values ({range = 1e8} is 1e8 numbers)."""
+    if isinstance(spec, dict) and isinstance(spec.get("range"), int):
+        return max(spec["range"], 0)
+    if isinstance(spec, dict) and isinstance(spec.get("num"), int):
+        return max(spec["num"], 0)
+    return len(axis_values(key, spec))
+
+
+def _check_count(cfg: dict) -> None:
+    """Refuse, without making it, a sweep whose settings alone would not fit in host memory."""
+    n = math.prod(_axis_length(k, v) for k, v in cfg["sweep"].items())
+    need, have = n * HOST_BYTES_PER_MODEL, host_memory()
+    if need > have:
+        raise ConfigError(f"the sweep has {n:,} models; their settings and table rows alone need "
+                          f"about {need / 2**30:,.0f} GB of host memory, more than this machine's "
+                          f"{have / 2**30:,.0f} GB; sweep fewer values or split the experiment")
+
+
 def validate(cfg: dict) -> None:
     """Check the fixed settings and every value of every axis; raises ConfigError."""
     _check_unswept(cfg)
@@ -216,8 +259,7 @@ def validate(cfg: dict) -> None:
     for key in ("name", "description", "traps"):
         if not isinstance(cfg[key], str):
             raise ConfigError(f"'{key}' must be a string, got {cfg[key]!r}")
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", cfg["name"]):
-        raise ConfigError(f"name = {cfg['name']!r} may hold only letters, digits, '_', '-' and '.'")
+    check_name(cfg["name"])
     for key in ("figures", "tables"):  # the names are checked against the registries in outputs.py
         names = cfg[key]
         if not (isinstance(names, list) and all(isinstance(f, str) for f in names)):
@@ -225,6 +267,7 @@ def validate(cfg: dict) -> None:
     fixed = _fixed(cfg)
     for key, value in fixed.items():
         settings.check_value(key, value, fixed)
+    _check_count(cfg)
     for key, spec in cfg["sweep"].items():
         for value in axis_values(key, spec):
             settings.check_value(key, value, {**fixed, key: value})

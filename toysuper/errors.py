@@ -7,3 +7,8 @@ class ConfigError(ValueError):
 
 class TrainingError(RuntimeError):
     """A model's loss became non-finite; names the model and its settings."""
+
+
+class OutputsError(TrainingError):
+    """Training finished and the results are stored, but a derived table or figure could not
+    be made on the diverged models among them (exit status 1, the results kept)."""

@@ -40,6 +40,10 @@ def finished_chunks(out, cfg, force, plan, lock=None) -> dict:
             done = {c.index: store.load_part(out, c.index, np.array(c.ids), c.shape) for c in plan}
         except ConfigError as e:
             error = e
+        except OSError as e:  # a read-only or full disk, a folder not ours: before any training
+            error = ConfigError(f"cannot write into '{out}' ({e.strerror or type(e).__name__}"
+                                f"{f': {e.filename}' if e.filename else ''}); choose another "
+                                f"--out or free the disk")
     if jax.process_count() > 1:
         # every process calls the broadcast with an array of the same shape; only process 0's
         # values count, so the others send zeros (they have read nothing)

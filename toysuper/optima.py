@@ -17,6 +17,8 @@ Rules (module constants, so that a changed rule relabels stored results on `toys
              The floor is for models whose optimum is the construction itself (dense models),
              which Adam brings to within ~0.2% of it, not to it; and for "strata" evaluation,
              whose blocks are not independent, so that no standard error is computed.
+             A diverged model (NaN weights, run.on_diverge = "keep") is trapped: it holds
+             no solution (docs/failures.md); `diverged` marks it in optima.parquet.
   LOCAL      a sweep cell's kept (lowest-loss) model is at a local minimum when the kept model of
              a neighbouring cell (one step along one numeric sweep axis), scored at this cell's
              settings on this cell's evaluation sample, beats it by the same margin: the
@@ -36,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from toysuper import config, models, settings, train
+from toysuper import verdicts as verdicts_mod
 
 SE_MULTIPLE = 3.0
 RELATIVE = 0.005
@@ -158,9 +161,11 @@ def measure(res) -> tuple[pd.DataFrame, pd.DataFrame]:
                                      _measure(shape)(params, hp, stacked))
             for j, model in enumerate(part):
                 rows.append(_verdict(model, shape, terms[j]))
-                if not all(np.isfinite(v).all() for v in res.params(model).values()):
-                    # diverged (run.on_diverge = "keep"): reported as such, not as trapped
-                    rows[-1].update(eval_loss=math.nan, ratio=math.nan, trapped=False)
+                diverged = not all(np.isfinite(v).all() for v in res.params(model).values())
+                rows[-1]["diverged"] = diverged
+                if diverged:
+                    # run.on_diverge = "keep": no solution at all, so trapped (docs/failures.md)
+                    rows[-1].update(eval_loss=math.nan, ratio=math.nan, trapped=True)
                 rows[-1]["dead_outputs"] = int((output[j] <= 0).sum()) if spec.relu_out else 0
                 rows[-1]["dead_neurons"] = int((hidden[j] <= 0).sum()) if spec.neurons else 0
                 for layer, top, counts in (("output", output[j], spec.relu_out),
@@ -311,19 +316,22 @@ def units(res) -> pd.DataFrame:
 
 def summary(verdicts: pd.DataFrame, cells: pd.DataFrame) -> str:
     """Lines for the end of a run: how many models are trapped, how many cells are local minima."""
-    trapped = verdicts[verdicts["trapped"]]
-    if trapped.empty:
-        lines = [f"every one of {len(verdicts)} models beats its trivial baselines"]
+    c = verdicts_mod.toys(verdicts, cells)
+    if not c.trapped:
+        lines = [f"every one of {c.total} models beats its trivial baselines"]
     else:
-        worst = trapped.loc[trapped["ratio"].idxmax()]
-        lines = [f"{len(trapped)} of {len(verdicts)} models are trapped (loss above the best "
-                 f"trivial baseline; worst: model {int(worst['model'])} at {worst['ratio']:.3g}x "
-                 f"the {worst['baseline']} solution): see optima.parquet"]
+        finite = verdicts[verdicts["trapped"].astype(bool) & verdicts["ratio"].notna()]
+        worst = ""
+        if len(finite):
+            w = finite.loc[finite["ratio"].idxmax()]
+            worst = (f"; worst: model {int(w['model'])} at {w['ratio']:.3g}x the {w['baseline']} "
+                     f"solution")
+        lines = [f"{c.trapped} of {c.total} models are trapped (loss above the best trivial "
+                 f"baseline, or diverged{verdicts_mod.diverged_words(c)}){worst}: see "
+                 f"optima.parquet"]
     local = cells[cells["local_minimum"]]
     if len(local):
         lines.append(f"{len(local)} of {len(cells)} sweep cells are local minima (a neighbouring "
                      f"cell's solution scores lower there, e.g. model {int(local['model'].iloc[0])}"
                      f" beaten by model {int(local['neighbour'].iloc[0])}): see neighbours.parquet")
     return "\n".join(lines)
-
-

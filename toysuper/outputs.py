@@ -35,13 +35,15 @@ def figure_names(cfg: dict) -> list[str]:
 # made for every toy run: whether each model beats its trivial baselines and each cell its
 # neighbours' solutions (toysuper/optima.py)
 ALWAYS = ("optima", "neighbours")
+# made for every SAE run: whether each SAE beats its trivial solution (toysuper/verdicts.py)
+SAE_ALWAYS = ("sae_optima",)
 # made for every run of every family: the experiment's claims measured on it (toysuper/claims.py)
 EVERY = ("claims",)
 
 
 def table_names(cfg: dict, figure_list=None) -> list[str]:
     """The tables every run makes, the experiment's own and those its figures read, each once."""
-    always = ALWAYS if settings.family(cfg) == "toys" else ()  # SAEs: sae_sweep's own tables
+    always = ALWAYS if settings.family(cfg) == "toys" else SAE_ALWAYS
     own = list(always) + list(EVERY) + _known(cfg, "tables", tables.DERIVED)
     used = [t for f in (figure_names(cfg) if figure_list is None else figure_list)
             for t in figures.FIGURES[f].tables]
@@ -53,6 +55,13 @@ def check(cfg: dict, sweep: list[dict]) -> None:
     claims.validate(cfg.get("claims", []))
     for name in figure_names(cfg):
         needs.check(figures.FIGURES[name].needs, sweep, f"figure '{name}'")
+    family = settings.family(cfg)
+    for name in _known(cfg, "tables", tables.DERIVED):
+        if tables.DERIVED[name].family not in (family, "any"):
+            mine = [t for t, table in tables.DERIVED.items() if table.family in (family, "any")]
+            what = "an SAE experiment" if family == "saes" else "a toy-model experiment"
+            raise ConfigError(f"tables: '{name}' reads {tables.DERIVED[name].family} results, not "
+                              f"{what}; its tables are: {', '.join(mine)}")
     for name in table_names(cfg):
         needs.check(tables.DERIVED[name].needs, sweep, f"table '{name}'")
 

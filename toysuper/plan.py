@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import jax
 
-from toysuper import train
+from toysuper import config, train
 from toysuper.errors import ConfigError
 
 
@@ -34,6 +34,7 @@ def chunks(settings: list[dict], chunk_size: int, memory_gb: float = math.inf, l
     train (toy models) or sae_train (SAEs), each with Shape, width_quantum, memory, group_size,
     inputs, programs and initial.
     """
+    _check_memory(memory_gb)
     groups: dict = {}
     for i, s in enumerate(settings):
         groups.setdefault(lab.Shape.of(s), []).append(i)
@@ -44,15 +45,41 @@ def chunks(settings: list[dict], chunk_size: int, memory_gb: float = math.inf, l
         fits = _fits(shape, memory_gb, lab)
         if fits < q:
             per_model, in_flight = lab.memory(shape)
-            need = (in_flight + per_model * q // len(jax.devices())) / 2**30
+            devices = jax.devices()
+            need = (in_flight + per_model * q // len(devices)) / 2**30
+            share = (f" ({memory_gb / len(devices):.3g} GB for each of the {len(devices)} CPU "
+                     f"devices, which share the host's memory)"
+                     if devices[0].platform == "cpu" and len(devices) > 1 else "")
             raise ConfigError(
-                f"run.memory_gb = {memory_gb} is too small for {shape.kind} models of "
+                f"run.memory_gb = {memory_gb} is too small{share} for {shape.kind} models of "
                 f"n_features = {shape.n}, train.batch = {shape.batch}: one group of {q} models "
-                f"needs about {need:.2f} GB; raise run.memory_gb or lower train.batch")
+                f"needs about {need:.3g} GB on each device; lower train.batch (or, where the "
+                f"machine has the memory, raise run.memory_gb)")
         width = min(width, fits // q * q)
         for start in range(0, len(ids), width):
             out.append(Chunk(len(out), shape, tuple(ids[start:start + width]), width))
     return out
+
+
+def machine_gb() -> float:
+    """What run.memory_gb may be at most: the host's memory on CPU devices (which share it),
+    else one device's (inf where the device does not say)."""
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return config.host_memory() / 2**30
+    try:
+        return (device.memory_stats() or {})["bytes_limit"] / 2**30
+    except (KeyError, TypeError, AttributeError, RuntimeError):
+        return math.inf
+
+
+def _check_memory(memory_gb: float) -> None:
+    """Refuse a run.memory_gb beyond the machine's: chunks sized to it would not fit."""
+    have = machine_gb()
+    if not math.isinf(memory_gb) and memory_gb > have:
+        where = "this machine's memory" if jax.devices()[0].platform == "cpu" else "one device's memory"
+        raise ConfigError(f"run.memory_gb = {memory_gb:g} is more than {where} ({have:.3g} GB); "
+                          f"set it to at most that")
 
 
 def _fits(shape, memory_gb: float, lab=train) -> int:
@@ -98,9 +125,13 @@ def describe(cfg: dict, settings: list[dict], plan: list[Chunk], done: int, prob
         if probe:
             seconds, compile_s = _probe(settings, mine[0], shape, lab)
             quanta = sum(c.width for c in mine) / lab.width_quantum(shape)
-            total_s += compile_s + quanta * seconds * shape.steps / shape.log_every
+            # evaluation: eval_batch examples in blocks of train.batch, forward only (about a
+            # third of a training step's work)
+            evaluated = math.ceil(shape.eval_batch / shape.batch) / shape.log_every / 3
+            total_s += compile_s + quanta * seconds * (shape.steps / shape.log_every + evaluated)
             lines.append(f"    probe: {lab.width_quantum(shape)} models x {shape.log_every} "
-                         f"steps in {seconds:.3f} s (compiled in {compile_s:.1f} s)")
+                         f"steps in {seconds:.3f} s (compiled in {compile_s:.1f} s); evaluation "
+                         f"on {shape.eval_batch:,} examples each")
     lines.append(f"  host memory peak, mostly result tables: ~{host / 2**20:.0f} MB")
     if probe:
         left = total_s * (1 - done / len(plan))

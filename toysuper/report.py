@@ -3,11 +3,13 @@
 The site is meant to be opened from a file:// URL on a machine without network, or copied
 elsewhere whole, so it holds everything it shows: figures, tables and plotly.js are copied into
 it and every link is relative. Layout of OUT:
-  index.html          one entry per results directory: description, models, runtime, measured
-                      lines of its experiment file, trapped models, local minima, diverged models
+  index.html          one entry per results directory: description, models, runtime, trapped
+                      models, local minima, diverged models, its claims' verdicts; and the
+                      reproduction scoreboard: every claim as measured (claims.parquet)
   plotly.min.js       written once, for the interactive views of every page
-  NAME/index.html     one page per results directory: interactive view, figures, experiment
-                      file's opening comment, declared traps, config, first rows of each table
+  NAME/index.html     one page per results directory: interactive view, figures, its claims
+                      as measured, experiment file's opening comment, declared traps, config,
+                      first rows of each table
   NAME/figures/*.png  copies of DIR/figures
   NAME/data/          copies of DIR's tables (*.parquet), config.toml and summary.json
   .toysuper-report    marks OUT as a report, which a later report may replace whole
@@ -32,7 +34,7 @@ import plotly.io as pio
 import plotly.offline
 from plotly.subplots import make_subplots
 
-from toysuper import config, experiments, optima, settings, store, upgrade
+from toysuper import config, experiments, optima, settings, store, tables, upgrade, verdicts
 from toysuper.errors import ConfigError
 from toysuper.results import SaeResults
 
@@ -61,6 +63,7 @@ figcaption { color: #555; font-size: 0.9em; }
 table { border-collapse: collapse; font-size: 0.8em; }
 th, td { border: 1px solid #ddd; padding: 2px 6px; text-align: right; white-space: nowrap; }
 th { background: #f0f0f0; }
+table.wrap td { white-space: normal; text-align: left; min-width: 5em; max-width: 32em; }
 """
 
 
@@ -71,25 +74,34 @@ def build(results, out) -> tuple[Path, list[str]]:
     unreadable), which the index lists too. Bad input is a one-line ConfigError.
     """
     results, out = Path(results), Path(out)
-    finished, unfinished = _results_dirs(results)
+    finished, unfinished, outside = _results_dirs(results)
     _check_out(out, results)
     work = out.parent / f".{out.name}.building-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
         entries, skipped = [], [f"{p.name}: unfinished (no summary.json)" for p in unfinished]
+        skipped += [f"{p.name}: a link out of '{results}', not read" for p in outside]
         for path in finished:
             try:
-                entries.append(_entry(path))
-            except ConfigError as e:  # one damaged directory should not hide the others
-                skipped.append(f"{path.name}: {e}")
+                entry = _entry(path)
+                _write_experiment(work / entry["slug"], entry)
+            except Exception as err:  # one bad directory should not hide the others
+                shutil.rmtree(work / path.name, ignore_errors=True)
+                why = err if isinstance(err, ConfigError) else (
+                    f"unreadable ({type(err).__name__}: {_first_line(err)})")
+                skipped.append(f"{path.name}: {_first_line(why)}")
+                continue
+            entries.append(entry)
+            if entry["left_out"]:
+                skipped.append(f"{path.name}: left out {len(entry['left_out'])} file(s) that are "
+                               f"not plain files of the folder (links out of it): "
+                               f"{', '.join(entry['left_out'])}")
         if not entries:
             raise ConfigError(f"no results directory in '{results}' could be read: "
                               f"{'; '.join(skipped)}")
         if any(e["views"] for e in entries):
             (work / PLOTLY_JS).write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
-        for e in entries:
-            _write_experiment(work / e["slug"], e)
         (work / "index.html").write_text(_index(results, entries, skipped), encoding="utf-8")
         (work / MARKER).write_text("written by toysuper report; replaced whole by the next one\n")
         if out.exists():
@@ -100,23 +112,28 @@ def build(results, out) -> tuple[Path, list[str]]:
     return out / "index.html", skipped
 
 
-def _results_dirs(folder: Path) -> tuple[list[Path], list[Path]]:
-    """(finished, unfinished) results directories: `folder` itself if it is one, else its
-    subdirectories holding a config.toml (summary.json marks a finished run, store.py)."""
+def _results_dirs(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """(finished, unfinished, outside) results directories: `folder` itself if it is one, else
+    its subdirectories holding a config.toml (summary.json marks a finished run, store.py);
+    `outside`: subdirectories that are links out of `folder`, never read."""
     if not folder.exists():
         raise ConfigError(f"results folder '{folder}' does not exist")
     if not folder.is_dir():
         raise ConfigError(f"'{folder}' is a file; give a folder of results directories "
                           f"(such as results/) or one results directory")
-    dirs = [folder] if (folder / "config.toml").exists() else sorted(
-        p for p in folder.iterdir() if p.is_dir() and (p / "config.toml").exists())
-    finished = [p for p in dirs if (p / "summary.json").exists()]
+    if (folder / "config.toml").exists():
+        dirs, outside = [folder], []
+    else:
+        found = sorted(p for p in folder.iterdir() if p.is_dir() and (p / "config.toml").exists())
+        outside = [p for p in found if not p.resolve().is_relative_to(folder.resolve())]
+        dirs = [p for p in found if p not in outside]
+    finished = [p for p in dirs if store.inside(p / "summary.json", p)]
     if not finished:
         more = (f" (only unfinished runs, without summary.json: {', '.join(p.name for p in dirs)})"
                 if dirs else "")
         raise ConfigError(f"no finished results directory (config.toml and summary.json) in "
                           f"'{folder}'{more}; `toysuper run` writes them")
-    return finished, [p for p in dirs if p not in finished]
+    return finished, [p for p in dirs if p not in finished], outside
 
 
 def _check_out(out: Path, results: Path) -> None:
@@ -147,12 +164,15 @@ def _entry(path: Path) -> dict:
     # the experiment file is edited without retraining (test_committed_results.py reads it first)
     traps = str(traps or res.config.get("traps", "") or "")
     try:
-        summary = json.loads((path / "summary.json").read_text())
+        summary = json.loads((path / "summary.json").read_text()) if store.inside(
+            path / "summary.json", path) else {}
     except (OSError, ValueError):
         summary = {}
+    summary = summary if isinstance(summary, dict) else {}
+    claims = res.derived.get("claims")  # measured on this run (claims.parquet), never the prose
     if isinstance(res, SaeResults):  # an SAE sweep: its own tables and facts, no views
         return {"slug": path.name, "path": path, "name": name, "res": res, "file": file,
-                "comment": comment, "measured": measured(comment), "traps": traps,
+                "comment": comment, "claims": claims, "traps": traps,
                 "summary": summary, "views": [], "kept": [],
                 "tables": {"saes": res.saes, "latents": res.latents, "history": res.history,
                            **res.derived},
@@ -166,7 +186,7 @@ def _entry(path: Path) -> dict:
     if _planar(res, kept):
         views.append(plane_view(res, kept))
     return {"slug": path.name, "path": path, "name": name, "res": res, "file": file,
-            "comment": comment, "measured": measured(comment), "traps": traps,
+            "comment": comment, "claims": claims, "traps": traps,
             "summary": summary, "tables": tables, "kept": kept, "views": views,
             "facts": _facts(res, summary, kept, traps)}
 
@@ -189,39 +209,27 @@ def opening_comment(text: str) -> list[str]:
     return lines
 
 
-def measured(comment: list[str]) -> str:
-    """The comment's "Measured ..." paragraph: from its first line to the comment's end."""
-    for i, line in enumerate(comment):
-        if line.startswith("Measured"):
-            return " ".join(s.strip() for s in comment[i:] if s.strip())
-    return ""
-
-
 def _facts(res, summary: dict, kept: list[int], traps: str) -> list[tuple[str, str, bool]]:
     """(label, value, alarming) for the index and the page head."""
     n = len(res.models)
     seconds = summary.get("seconds")
     runtime = _duration(seconds) if isinstance(seconds, (int, float)) else "unknown"
     trained, chunks = summary.get("trained_chunks"), summary.get("chunks")
-    if isinstance(trained, int) and isinstance(chunks, int) and trained < chunks:
-        # summary.json times the last run only: chunks finished before it were read from parts/
+    if isinstance(trained, int) and isinstance(chunks, int) and trained < chunks and (
+            "last_run_seconds" not in summary):
+        # an older summary.json times the last run only: chunks finished before it were read
+        # from parts/ (a newer one sums every run's training, store.seconds_spent)
         runtime += f" (the last run trained {trained} of {chunks} chunks, the rest were resumed)"
     facts = [("models", f"{n:,}", False), ("kept (one per sweep cell)", f"{len(kept):,}", False),
              ("runtime", runtime, False)]
-    if "optima" in res.derived:
-        verdicts = res.derived["optima"]
-        trapped = verdicts.loc[verdicts["trapped"], "model"]
-        kept_trapped = int(trapped.isin(kept).sum())
-        facts.append(("trapped", f"{len(trapped):,} of {n:,} models ({kept_trapped} kept)",
-                      kept_trapped > 0))
+    if "optima" in res.derived and "neighbours" in res.derived:
+        c = verdicts.toys(res.derived["optima"], res.derived["neighbours"])
+        facts.append(("trapped", f"{c.trapped:,} of {n:,} models ({c.kept_trapped} kept"
+                      f"{', diverged ones included' if c.diverged else ''})", c.kept_trapped > 0))
+        facts.append(("local minima", f"{c.local:,} of {c.kept:,} cells", c.local > 0))
+        facts.append(("clean", f"{c.clean:,} of {n:,} models", False))
     else:
-        facts.append(("trapped", "not measured (no optima.parquet)", False))
-    if "neighbours" in res.derived:
-        cells = res.derived["neighbours"]
-        local = int(cells["local_minimum"].sum())
-        facts.append(("local minima", f"{local:,} of {len(cells):,} cells", local > 0))
-    else:
-        facts.append(("local minima", "not measured (no neighbours.parquet)", False))
+        facts.append(("trapped", "not measured (no optima.parquet or neighbours.parquet)", False))
     diverged = int(res.models["diverged"].sum())
     facts.append(("diverged", f"{diverged:,}", diverged > 0))
     facts.append(("traps declared", "yes" if traps else "no", False))
@@ -232,15 +240,22 @@ def _sae_facts(res, summary: dict, traps: str) -> list[tuple[str, str, bool]]:
     """(label, value, alarming) of an SAE sweep: SAEs, runtime, those losing to the trivial
     solution (the decoder bias alone), diverged ones, median MCC."""
     df = res.saes
-    trained = df[~df["diverged"]]
-    losing = int((~trained["beats_trivial"].astype(bool)).sum())
+    trained = df[~df["diverged"].astype(bool)]
+    c = verdicts.saes(tables.get(res, "sae_optima"))
     seconds = summary.get("seconds")
     return [("SAEs", f"{len(df):,}", False),
             ("runtime", _duration(seconds) if isinstance(seconds, (int, float)) else "unknown", False),
-            ("lose to the trivial solution", f"{losing:,} of {len(trained):,} SAEs", losing > 0),
-            ("median MCC", f"{trained['mcc'].median():.3f}" if len(trained) else "-", False),
+            ("lose to the trivial solution", f"{c.trapped:,} of {c.total:,} SAEs"
+             f"{' (diverged ones included)' if c.diverged else ''}", c.trapped > 0),
+            ("median MCC", f"{trained['mcc'].median():.3f}" if len(trained) and "mcc" in trained
+             else "-", False),
             ("diverged", f"{int(df['diverged'].sum()):,}", bool(df["diverged"].any())),
             ("traps declared", "yes" if traps else "no", False)]
+
+
+def _first_line(e) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _duration(seconds: float) -> str:
@@ -367,15 +382,21 @@ def _view(div_id: str, title: str, caption: str, fig) -> str:
 # ------------------------------------------------------------------------------------- writing
 
 def _write_experiment(folder: Path, e: dict) -> None:
+    """The page of one results directory, with copies of its own plain files only
+    (store.inside): a link out of it is left out and listed in e["left_out"]."""
     src = e["path"]
     (folder / "figures").mkdir(parents=True)
     (folder / "data").mkdir()
-    figures = sorted((src / "figures").glob("*.png"))
+    found = sorted((src / "figures").glob("*.png"))
+    figures = [p for p in found if store.inside(p, src)]
+    candidates = ["config.toml", "summary.json"] + [f.name for f in sorted(src.glob("*.parquet"))]
+    files = [name for name in candidates if store.inside(src / name, src)]
+    e["left_out"] = [f"figures/{p.name}" for p in found if p not in figures] + [
+        name for name in candidates if name not in files]
     for png in figures:
-        shutil.copy2(png, folder / "figures" / png.name)
-    files = ["config.toml", "summary.json"] + [f.name for f in sorted(src.glob("*.parquet"))]
+        shutil.copyfile(png, folder / "figures" / png.name)
     for name in files:
-        shutil.copy2(src / name, folder / "data" / name)
+        shutil.copyfile(src / name, folder / "data" / name)
     (folder / "index.html").write_text(_experiment_page(e, figures, files), encoding="utf-8")
 
 
@@ -392,6 +413,8 @@ def _experiment_page(e: dict, figures: list[Path], files: list[str]) -> str:
         parts.append("<h2>Figures</h2>")
         parts += [f'<figure><img src="figures/{quote(p.name)}" alt="{esc(p.stem)}">'
                   f"<figcaption>{esc(p.name)}</figcaption></figure>" for p in figures]
+    parts.append("<h2>Claims measured on this run</h2>")
+    parts.append(_claims_html(e["claims"]))
     parts.append("<h2>Experiment file</h2>")
     if not e["file"]:
         parts.append(f"<p>No experiment file {esc(e['name'])}.toml was found.</p>")
@@ -432,12 +455,59 @@ def _index(results: Path, entries: list[dict], skipped: list[str]) -> str:
                      f"{esc(e['slug'])}</a></h2>"
                      + (f"<div>{esc(description)}</div>" if description else "")
                      + _facts_html(e["facts"])
-                     + (f'<p class="measured">{esc(e["measured"])}</p>' if e["measured"] else "")
+                     + f'<p class="measured">{esc(claims_line(e["claims"]))}</p>'
                      + "</div>")
+    parts.append(scoreboard(entries))
     if skipped:
         parts.append("<h2>Not included</h2><ul>"
                      + "".join(f"<li>{esc(s)}</li>" for s in skipped) + "</ul>")
     return _page("toysuper results", "\n".join(parts), root="", plotly=False)
+
+
+# claims.parquet's columns shown: on an experiment's page, and (fewer) on the index's scoreboard
+CLAIM_COLUMNS = ("id", "claim", "paper", "where", "quote", "paper_value", "measured", "verdict",
+                 "stated", "agrees")
+NO_CLAIMS = "no claims measured (no claims.parquet)"
+
+
+def claims_line(claims) -> str:
+    """One line for an index card: how many claims of each verdict, or that none was measured."""
+    if claims is None or not len(claims) or "verdict" not in claims:
+        return NO_CLAIMS
+    counts = claims["verdict"].astype(str).value_counts()
+    words = ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
+    wrong = int((~claims["agrees"].astype(bool)).sum()) if "agrees" in claims else 0
+    return (f"claims measured on this run: {words}"
+            + (f"; {wrong} no longer as the experiment file states" if wrong else ""))
+
+
+def _claims_html(claims) -> str:
+    if claims is None or not len(claims):
+        return f"<p>{html.escape(NO_CLAIMS[0].upper() + NO_CLAIMS[1:])}.</p>"
+    shown = claims[[c for c in CLAIM_COLUMNS if c in claims]]
+    return (f"<p>{len(shown)} claims, each measured on these stored results "
+            f'(<a href="data/claims.parquet">claims.parquet</a>).</p>'
+            f'<div class="scroll claims">{table_html(shown, wrap=True)}</div>')
+
+
+def scoreboard(entries: list[dict]) -> str:
+    """The index's reproduction scoreboard: every claim of every experiment, as measured."""
+    rows = []
+    for e in entries:
+        claims = e["claims"]
+        if claims is None or not len(claims):
+            rows.append({"experiment": e["slug"], "claim": NO_CLAIMS, "paper": "",
+                         "measured": None, "verdict": ""})
+            continue
+        for c in claims.to_dict("records"):
+            paper = " · ".join(str(c.get(k) or "") for k in ("paper", "where") if c.get(k))
+            rows.append({"experiment": e["slug"], "claim": c.get("claim", c.get("id", "")),
+                         "paper": paper, "measured": c.get("measured"),
+                         "verdict": c.get("verdict", "")})
+    board = pd.DataFrame(rows, columns=["experiment", "claim", "paper", "measured", "verdict"])
+    return ('<h2 id="scoreboard-title">Reproduction scoreboard</h2><p>Every claim of every '
+            "experiment, measured on its stored results (claims.parquet).</p>"
+            f'<div class="scroll claims" id="scoreboard">{table_html(board, wrap=True)}</div>')
 
 
 def _facts_html(facts) -> str:
@@ -446,12 +516,14 @@ def _facts_html(facts) -> str:
     return f'<ul class="facts">{items}</ul>'
 
 
-def table_html(df: pd.DataFrame) -> str:
-    """An HTML table of `df`, every cell escaped, numbers to 4 significant digits."""
+def table_html(df: pd.DataFrame, wrap: bool = False) -> str:
+    """An HTML table of `df`, every cell escaped, numbers to 4 significant digits; `wrap` lets
+    long text (a claim, a quote) wrap in its cell."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_value(v))}</td>" for v in row) + "</tr>"
                    for row in df.itertuples(index=False))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (f"<table{' class=wrap' if wrap else ''}><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table>")
 
 
 def _value(v) -> str:

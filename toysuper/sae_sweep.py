@@ -13,7 +13,9 @@ Tables:
                      source.model -> source_model, data.density -> density, ...), the stored
                      source model's own swept settings as toy_<name>, and its scores
                      (sae_scores.scores): loss against the trivial solution, fve, l0, dead,
-                     shrinkage, mcc, mmcs, recovered, worst_angle
+                     shrinkage, mcc, mmcs, worst_angle; its threshold labels (beats_trivial,
+                     recovered, recovered_90) are derived: sae_optima.parquet (verdicts.py),
+                     joined to `res.saes` when read
   latents.parquet    a row per (SAE, latent): firing frequency, dead, best and matched feature
   history.parquet    a row per (SAE, step): mean training loss and mse over log_every steps
   absorption.parquet with data.hierarchy: a row per (SAE, parent, child) (sae_scores.absorption)
@@ -29,8 +31,21 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from toysuper import assemble, config, hosts, outputs, plan, sae_scores, sae_train, saes, sources, store
-from toysuper.errors import ConfigError, TrainingError
+from toysuper import (
+    assemble,
+    config,
+    hosts,
+    outputs,
+    plan,
+    sae_scores,
+    sae_train,
+    saes,
+    sources,
+    store,
+    verdicts,
+)
+from toysuper import tables as tables_mod
+from toysuper.errors import ConfigError, OutputsError, TrainingError
 from toysuper.results import SaeResults
 
 
@@ -53,22 +68,21 @@ def train_chunks(sweep, chunks, done, progress=True, on_chunk=lambda chunk, arra
     """Train every chunk whose `done` entry is None, filling it with (params, history, final,
     sums); final is each SAE's evaluation mse sum (what store.save_part keeps as `final`)."""
     todo = [c for c in chunks if done[c.index] is None]
-    bar = _progress(len(sweep), todo, progress)
-    for c in todo:
-        t = sae_train.train_saes(c.shape, sae_train.inputs([sweep[i] for i in c.ids], c.width),
-                                 lambda steps=c.shape.log_every: bar.update(steps))
-        k = len(c.ids)
-        params = {name: v[:k] for name, v in t.params.items()}
-        sums = {name: np.asarray(v)[:k] for name, v in t.scores._asdict().items()}
-        arrays = (params, t.history[:k], sums["mse"], sums)
-        bad = _diverged(*arrays)
-        stop = [i for i, b in zip(c.ids, bad) if b and sweep[i]["run.on_diverge"] == "stop"]
-        if stop:
-            raise TrainingError(f"SAE {stop[0]} diverged (non-finite loss); finished chunks are "
-                                f"kept; lower train.lr, or set run.on_diverge = 'keep'")
-        done[c.index] = arrays
-        on_chunk(c, arrays)
-    bar.close()
+    with _progress(len(sweep), todo, progress) as bar:  # closed however training ends
+        for c in todo:
+            k = len(c.ids)
+            t = sae_train.train_saes(c.shape, sae_train.inputs([sweep[i] for i in c.ids], c.width),
+                                     lambda n=c.shape.log_every * k: bar.update(n))
+            params = {name: v[:k] for name, v in t.params.items()}
+            sums = {name: np.asarray(v)[:k] for name, v in t.scores._asdict().items()}
+            arrays = (params, t.history[:k], sums["mse"], sums)
+            bad = _diverged(*arrays)
+            stop = [i for i, b in zip(c.ids, bad) if b and sweep[i]["run.on_diverge"] == "stop"]
+            if stop:
+                raise TrainingError(f"SAE {stop[0]} diverged (non-finite loss); finished chunks "
+                                    f"are kept; lower train.lr, or set run.on_diverge = 'keep'")
+            done[c.index] = arrays
+            on_chunk(c, arrays)
 
 
 def _diverged(params, history, final, sums) -> np.ndarray:
@@ -98,7 +112,9 @@ def tables(cfg, sweep, chunks, done) -> tuple[dict, dict]:
             if bad:
                 rows.append(row)
                 continue
-            row.update(sae_scores.scores(decoders[j], hp.F[j], one, examples))
+            scored = sae_scores.scores(decoders[j], hp.F[j], one, examples)
+            # threshold labels are derived, not stored (verdicts.sae_optima)
+            row.update({k: v for k, v in scored.items() if k not in verdicts.SAE_LABELS})
             rows.append(row)
             lat = sae_scores.latents(decoders[j], hp.F[j], one["fires"], examples)
             latent_frames.append(pd.DataFrame({"sae": int(i), **lat}))
@@ -150,8 +166,10 @@ def _ordered(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _progress(n, todo, enabled):
-    total = sum(c.shape.steps for c in todo)
-    return tqdm(total=total, unit="step", desc=f"training {n} SAEs", disable=not enabled or total == 0,
+    """A bar over SAE-steps (each SAE's steps, summed), as sweep._progress."""
+    total = sum(c.shape.steps * len(c.ids) for c in todo)
+    return tqdm(total=total, unit=" SAE-steps", unit_scale=True, desc=f"training {n} SAEs",
+                disable=not enabled or total == 0,
                 file=sys.stderr, dynamic_ncols=True)
 
 
@@ -161,7 +179,7 @@ def train_sweep(cfg: dict) -> SaeResults:
     done = {c.index: None for c in chunks}
     train_chunks(sweep, chunks, done, progress=False)
     tabs, weights = tables(cfg, sweep, chunks, done)
-    return SaeResults.of(None, cfg, tabs, weights)
+    return verdicts.labelled(SaeResults.of(None, cfg, tabs, weights))
 
 
 def run(cfg: dict, out=None, force=False, progress=True) -> SaeResults | None:
@@ -172,27 +190,41 @@ def run(cfg: dict, out=None, force=False, progress=True) -> SaeResults | None:
         if s["source.kind"] == "model" and Path(s["source.results"]).resolve() == out.resolve():
             raise ConfigError(f"source.results = {s['source.results']!r} is this run's own "
                               f"results directory; write to another one with --out")
+    if (res := store.finished_run(out, cfg, force)) is not None:
+        if not hosts.writer():
+            return None
+        store.notice(f"'{out}' holds this experiment's finished results: nothing is trained or "
+                     f"rewritten (`toysuper plot {out}` redraws its figures, --force retrains)")
+        return res
     t0 = time.time()
     lock = store.Lock(out)
     try:
         done = hosts.finished_chunks(out, cfg, force, chunks, lock)
         trained = sum(v is None for v in done.values())
+        before = store.seconds_spent(out)
 
         def save(c, arrays):
             if hosts.writer():
                 store.save_part(out, c.index, np.array(c.ids), *arrays)
+                store.record_seconds(out, before + time.time() - t0)
 
         train_chunks(sweep, chunks, done, progress, save)
         if not hosts.writer():
             hosts.written()
             return None
         tabs, weights = tables(cfg, sweep, chunks, done)
+        now = time.time() - t0
+        store.record_seconds(out, before + now)
         store.write_sae_results(out, tabs, weights, {
             "saes": len(sweep), "chunks": len(chunks), "trained_chunks": trained,
-            "diverged": int(tabs["saes"]["diverged"].sum()), "seconds": round(time.time() - t0, 2)})
+            "diverged": int(tabs["saes"]["diverged"].sum()), "seconds": round(before + now, 2),
+            "last_run_seconds": round(now, 2)})
         res = store.load(out)
-        outputs.make(res)
+        every = bool(res.saes["diverged"].all())
+        outputs.make(res, figure_list=[] if every else None)  # nothing finite to draw
         hosts.written()
+        if every:
+            raise OutputsError(verdicts.all_diverged(res, "SAEs"))
     finally:
         lock.release()
     return res
@@ -210,12 +242,13 @@ def describe_plan(cfg: dict, out=None, probe=True) -> str:
 
 
 def summary(res: SaeResults) -> str:
-    """One line: how many SAEs beat the trivial solution (the decoder bias alone)."""
-    df = res.saes
-    ok = df[~df["diverged"]]
-    losing = int((~ok["beats_trivial"]).sum())
-    words = (f"all {len(ok)} trained SAEs beat the trivial solution (decoder bias alone)"
-             if not losing else f"{losing} of {len(ok)} SAEs do NOT beat the trivial solution "
-             f"(decoder bias alone; beats_trivial in saes.parquet)")
-    div = f"; {int(df['diverged'].sum())} diverged" if df["diverged"].any() else ""
-    return f"checked: {words}{div}; median mcc {ok['mcc'].median():.3f}, median fve {ok['fve'].median():.3f}"
+    """One line: how many SAEs beat the trivial solution (the decoder bias alone); a diverged
+    SAE counts as losing (verdicts.py)."""
+    c = verdicts.saes(tables_mod.get(res, "sae_optima"))
+    ok = res.saes[~res.saes["diverged"].astype(bool)]
+    words = (f"all {c.total} SAEs beat the trivial solution (decoder bias alone)" if not c.trapped
+             else f"{c.trapped} of {c.total} SAEs do NOT beat the trivial solution (decoder bias "
+             f"alone, or diverged{verdicts.diverged_words(c)}; see sae_optima.parquet)")
+    medians = "; ".join(f"median {name} {ok[name].median():.3f}" if name in ok and len(ok)
+                        else f"median {name} -" for name in ("mcc", "fve"))
+    return f"checked: {words}; {medians}"

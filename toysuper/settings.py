@@ -49,7 +49,14 @@ class Setting(NamedTuple):
 
 
 def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A finite int or float: nan and inf are valid TOML, but no setting means them (a NaN
+    learning rate diverges, and NaN != NaN would make its results never resumable)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _not_finite(key, v) -> None:
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ConfigError(f"{key} = {v!r} must be a finite number (not nan or inf)")
 
 
 def positive_int(key, v, settings=None):
@@ -72,12 +79,14 @@ def one_of(choices):
 
 def positive_number(what):
     def check(key, v, settings=None):
+        _not_finite(key, v)
         if not _is_number(v) or v <= 0:
             raise ConfigError(f"{key} = {v!r} must be {what}")
     return check
 
 
 def nonneg_number(key, v, settings=None):
+    _not_finite(key, v)
     if not _is_number(v) or v < 0:
         raise ConfigError(f"{key} = {v!r} must be a number >= 0")
 

@@ -47,14 +47,15 @@ def stored(path: str):
 def stored_model(path: str, model: int):
     """(toy kind, flat settings, W) of model `model` of the results directory `path`."""
     res = stored(str(path))
+    if settings.family(res.config) != "toys":
+        raise ConfigError(f"source.results = '{path}' holds SAEs, not toy models; give a results "
+                          f"directory of a toy-model experiment")
     if not 0 <= model < len(res.models):
         raise ConfigError(f"source.model = {model}: '{path}' holds models 0..{len(res.models) - 1}")
     kind = res.kind(model)
     if kind not in READABLE:
         raise ConfigError(f"source.model = {model} of '{path}' is a {kind!r} model; SAEs read the "
                           f"hidden states of {', '.join(READABLE)} models")
-    if settings.family(res.config) != "toys":
-        raise ConfigError(f"source.results = '{path}' holds SAEs, not toy models")
     if bool(res.models.loc[res.models["model"] == model, "diverged"].iloc[0]):
         raise ConfigError(f"source.model = {model} of '{path}' diverged in training (NaN weights)")
     return kind, config.expand(res.config)[model], res.W(model).astype(np.float32)

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from toysuper import config as config_mod
-from toysuper import settings, train
+from toysuper import settings, train, verdicts
 from toysuper import upgrade as upgrade_mod
 from toysuper.errors import ConfigError
 from toysuper.results import Results, SaeResults
@@ -101,6 +101,33 @@ def differences(out: Path, cfg: dict) -> list[str]:
     # what the models are: [run] only chunks the work, and figures can be redrawn any time
     kept = [k for k in settings.sections(settings.family(cfg)) if k != "run"] + ["sweep"]
     return [k for k in kept if old.get(k, {}) != new.get(k)]
+
+
+def finished_run(out: Path, cfg: dict, force: bool):
+    """The finished results of `cfg` in `out` (summary.json, the same settings once an older
+    schema is read upgraded, every file readable), or None: a run then trains and writes nothing."""
+    out = Path(out)
+    if force or not (out / "summary.json").exists() or not (out / "config.toml").exists():
+        return None
+    try:
+        return None if differences(out, cfg) else load(out)
+    except ConfigError:  # damaged (rebuilt from parts/ by the run) or another config (refused)
+        return None
+
+
+SECONDS = "seconds.json"  # in parts/: training seconds summed over every run into this directory
+
+
+def seconds_spent(out: Path) -> float:
+    """Seconds the runs into `out` spent so far (parts/seconds.json; 0 when there is none)."""
+    try:
+        return float(json.loads((Path(out) / "parts" / SECONDS).read_text())["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
+def record_seconds(out: Path, seconds: float) -> None:
+    write_text(Path(out) / "parts" / SECONDS, json.dumps({"seconds": round(seconds, 2)}) + "\n")
 
 
 def prepare(out: Path, cfg: dict, force: bool) -> None:
@@ -368,20 +395,42 @@ def load(path) -> Results | SaeResults:
         raise ConfigError(f"results in '{path}' are incomplete (the run did not finish); "
                           f"run the experiment again with the same settings to resume it")
     cfg = _read(path, "config.toml", lambda f: tomllib.loads(f.read_text()))
+    try:
+        config_mod.check_name(cfg.get("name", path.name))
+    except ConfigError as e:
+        raise ConfigError(f"results in '{path}' cannot be read: its config.toml's {e}") from None
     if settings.family(cfg) == "saes":
-        tables = {f.stem: _read(path, f.name, pd.read_parquet) for f in sorted(path.glob("*.parquet"))}
+        tables = {f.stem: _read(path, f.name, pd.read_parquet) for f in own_files(path, "*.parquet")}
         missing = [name for name in SAE_TABLES if name not in tables]
         if missing:
             raise ConfigError(f"results in '{path}' lack {missing[0]}.parquet; run the experiment "
                               f"again with --force to remake them")
-        return SaeResults.of(path, cfg, tables, _read(path, "weights.npz", _npz))
+        cfg, tables = upgrade_mod.upgrade(cfg, tables, where=path)  # as toy results are
+        # threshold labels are derived (verdicts.sae_optima): any stored ones are replaced
+        return verdicts.labelled(SaeResults.of(path, cfg, tables, _read(path, "weights.npz", _npz)))
     tables = {name: _read(path, f"{name}.parquet", pd.read_parquet) for name in TABLES}
     cfg, tables = upgrade_mod.upgrade(cfg, tables, where=path)  # a newer schema is refused here
     weights = _read(path, "weights.npz", _npz)
-    derived = {f.stem: _read(path, f.name, pd.read_parquet) for f in sorted(path.glob("*.parquet"))
+    derived = {f.stem: _read(path, f.name, pd.read_parquet) for f in own_files(path, "*.parquet")
                if f.stem not in TABLES}
     snapshots = _read(path, "snapshots.npz", _npz) if (path / "snapshots.npz").exists() else {}
     return Results.of(path, cfg, tables, weights, snapshots, derived)
+
+
+def own_files(folder: Path, pattern: str) -> list[Path]:
+    """The files of `folder` matching `pattern`, sorted, that are its own (`inside`)."""
+    return sorted(f for f in Path(folder).glob(pattern) if inside(f, folder))
+
+
+def inside(file: Path, folder: Path) -> bool:
+    """Whether `file` is a plain file of `folder` itself: not a symbolic link leading out of it
+    (a results directory is read, copied and sent as a whole; what it links to elsewhere is
+    not part of it), not a folder, device or pipe."""
+    try:
+        real = Path(file).resolve(strict=True)
+    except (OSError, RuntimeError):  # a dangling link or a loop
+        return False
+    return real.is_file() and real.is_relative_to(Path(folder).resolve())
 
 
 def _npz(file: Path) -> dict:
@@ -401,6 +450,9 @@ def _read(path: Path, name: str, reader):
         how = "run the experiment again with --force to rebuild them"
     if not file.exists():
         raise ConfigError(f"results in '{path}' are damaged: {name} is missing; {how}")
+    if not inside(file, path):
+        raise ConfigError(f"results in '{path}' are not read: {name} is not a plain file of the "
+                          f"folder (a link out of it, or not a file); replace it with the file")
     try:
         return reader(file)
     except DAMAGED as e:

@@ -34,14 +34,10 @@ from toysuper import (
     starts,
     store,
     train,
+    verdicts,
 )
-from toysuper.errors import ConfigError, TrainingError
+from toysuper.errors import ConfigError, OutputsError, TrainingError
 from toysuper.results import Results
-
-
-class OutputsError(TrainingError):
-    """Training finished and the results are stored, but a derived table or figure failed on
-    the diverged models among them (code that does not yet expect a NaN model)."""
 
 
 def resolve(experiment, overrides=()) -> dict:
@@ -65,19 +61,20 @@ def train_chunks(sweep, chunks, done, progress=True, on_chunk=lambda chunk, arra
     it is saved; diverged models are otherwise kept as trained (marked by `assembled`).
     """
     todo = [c for c in chunks if done[c.index] is None]
-    bar = _progress(len(sweep), todo, enabled=progress)
-    for c in todo:
-        t = train.train(c.shape, train.inputs([sweep[i] for i in c.ids], c.width),
-                        lambda steps=c.shape.log_every: bar.update(steps),
-                        starts.chunk(sweep, c.ids, c.width, c.shape))
-        k = len(c.ids)  # drop the padding
-        params = {name: v[:k] for name, v in t.params["params"].items()}
-        snaps = {name: v[:k] for name, v in t.snapshots["params"].items()} if t.snapshots else {}
-        history, final = t.history[:k], t.final[:k]
-        _stop_if_diverged(sweep, c.ids, diverged(params, history, final)[0])
-        done[c.index] = (params, history, final, snaps)
-        on_chunk(c, done[c.index])
-    bar.close()
+    # closed however training ends, so that a message after it starts on a line of its own
+    with _progress(len(sweep), todo, enabled=progress) as bar:
+        for c in todo:
+            k = len(c.ids)  # the models of the chunk, its padding dropped below
+            t = train.train(c.shape, train.inputs([sweep[i] for i in c.ids], c.width),
+                            lambda n=c.shape.log_every * k: bar.update(n),
+                            starts.chunk(sweep, c.ids, c.width, c.shape))
+            params = {name: v[:k] for name, v in t.params["params"].items()}
+            snaps = ({name: v[:k] for name, v in t.snapshots["params"].items()}
+                     if t.snapshots else {})
+            history, final = t.history[:k], t.final[:k]
+            _stop_if_diverged(sweep, c.ids, diverged(params, history, final)[0])
+            done[c.index] = (params, history, final, snaps)
+            on_chunk(c, done[c.index])
 
 
 def train_sweep(experiment, overrides=(), progress=False) -> Results:
@@ -112,15 +109,19 @@ def run(experiment, overrides=(), out=None, force=False, progress=True) -> Resul
         if Path(source).resolve() == out.resolve():
             raise ConfigError(f"train.init_from = {source!r} is this run's own results directory; "
                               f"start from a copy, or write to another one with --out")
+    if (res := store.finished_run(out, cfg, force)) is not None:
+        return polish.after(out, cfg, _finished(out, res), progress)  # resumes a polish
     t0 = time.time()
     lock = store.Lock(out)  # taken by process 0 alone, in finished_chunks, before it reads `out`
     try:
         done = hosts.finished_chunks(out, cfg, force, chunks, lock)
         trained = sum(v is None for v in done.values())
+        before = store.seconds_spent(out)
 
         def save(c, arrays):
             if hosts.writer():
                 store.save_part(out, c.index, np.array(c.ids), *arrays)
+                store.record_seconds(out, before + time.time() - t0)
 
         train_chunks(sweep, chunks, done, progress, save)
         if not hosts.writer():
@@ -129,9 +130,12 @@ def run(experiment, overrides=(), out=None, force=False, progress=True) -> Resul
         tables, weights, snapshots = assembled(sweep, chunks, done)
         store.write_results(out, tables, weights, snapshots, {
             "models": len(sweep), "chunks": len(chunks), "trained_chunks": trained,
-            "diverged": int(tables["models"]["diverged"].sum()),
-            "seconds": round(time.time() - t0, 2)})
+            "diverged": int(tables["models"]["diverged"].sum()), **_timing(out, before, t0)})
         res = store.load(out)  # figures read what was stored, exactly as `toysuper plot` will
+        if res.models["diverged"].all():  # nothing finite to draw: the tables, and say so
+            outputs.make(res, figure_list=[])
+            hosts.written()
+            raise OutputsError(verdicts.all_diverged(res, "models"))
         try:
             outputs.make(res)
         except Exception as e:
@@ -148,6 +152,23 @@ def run(experiment, overrides=(), out=None, force=False, progress=True) -> Resul
     return polish.after(out, cfg, res, progress)  # run.polish rounds, if any
 
 
+def _finished(out: Path, res):
+    """A finished run's results as stored (an older schema read upgraded), nothing rewritten."""
+    if not hosts.writer():
+        return None
+    store.notice(f"'{out}' holds this experiment's finished results: nothing is trained or "
+                 f"rewritten (`toysuper plot {out}` redraws its figures, --force retrains)")
+    return res
+
+
+def _timing(out: Path, before: float, t0: float) -> dict:
+    """summary.json's seconds: summed over every run into `out` (parts/seconds.json), and this
+    run's own."""
+    now = time.time() - t0
+    store.record_seconds(out, before + now)
+    return {"seconds": round(before + now, 2), "last_run_seconds": round(now, 2)}
+
+
 def describe_plan(experiment, overrides=(), out=None, probe=True) -> str:
     """What `run` would do, without training: models, chunks, memory and an estimated time."""
     cfg = resolve(experiment, overrides)
@@ -162,6 +183,9 @@ def describe_plan(experiment, overrides=(), out=None, probe=True) -> str:
     if differ:
         lines.insert(1, f"  {out} holds results of another configuration (differs in: "
                         f"{', '.join(differ)}): run refuses them unless --force, which replaces them")
+    elif (out / "summary.json").exists():
+        lines.insert(1, f"  {out} holds this experiment's finished results: run trains and "
+                        f"rewrites nothing (--force retrains)")
     elif done:
         lines.insert(1, f"  {out}: {done} of {len(chunks)} chunks already finished (they are kept)")
     return "\n".join(lines)
@@ -259,8 +283,10 @@ def _stop_if_diverged(sweep, ids, bad):
 
 
 def _progress(n_models, todo, enabled):
-    total = sum(c.shape.steps for c in todo)
-    return tqdm(total=total, unit="step", desc=f"training {n_models} models",
+    """A bar over model-steps (each model's steps, summed): chunks of different lengths and
+    sizes count for what they train."""
+    total = sum(c.shape.steps * len(c.ids) for c in todo)
+    return tqdm(total=total, unit=" model-steps", unit_scale=True, desc=f"training {n_models} models",
                 disable=not enabled or total == 0, file=sys.stderr, dynamic_ncols=True)
 
 

@@ -24,19 +24,34 @@ from toysuper import (
     sae_metrics,
     scaling,
     structures,
+    verdicts,
 )
+from toysuper.errors import ConfigError
 
 
 class Table(NamedTuple):
     make: Callable       # Results -> pandas DataFrame
     needs: tuple = ()    # needs.Need, checked on the sweep's settings before training
     doc: str = ""
+    family: str = "toys"  # the results it reads (settings.family): "toys", "saes" or "any"
 
 
 NEURONS = needs.some("model.kind", models.NEURON_KINDS,
                      f"a model with a ReLU hidden layer (model.kind in {list(models.NEURON_KINDS)})")
+# the LLC's n beta = n / log n needs a data set of at least 2 points (toysuper/llc.py)
+LLC_DATA = needs.every("data.dataset_size", lambda v: not v or v >= 2,
+                       "data.dataset_size = 0 (fresh samples) or at least 2 training points")
+# a width at or beyond n_features represents every feature (loss ~ 0): no power law to fit
+NARROW = needs.rule(
+    "model.n_hidden below model.n_features in every model (a width of n or more represents "
+    "every feature: the loss has no power law left to fit)",
+    lambda s: all(x.get("model.n_hidden", 0) < x.get("model.n_features", 1) for x in s),
+    lambda s: f"model.n_hidden up to {max(x.get('model.n_hidden', 0) for x in s)} with "
+              f"model.n_features = {sorted({x.get('model.n_features') for x in s})}")
 
 DERIVED = {
+    "sae_optima": Table(verdicts.sae_optima, doc="per SAE: loss against the trivial solution "
+                        "(decoder bias alone), beats_trivial, recovered features", family="saes"),
     "optima": Table(optima.table, doc="per model: loss against the trivial baselines, trapped, dead units"),
     "neighbours": Table(optima.neighbours, doc="per sweep cell: kept model against its "
                         "neighbours' solutions scored here, local minimum or not"),
@@ -53,16 +68,16 @@ DERIVED = {
                     doc="per asymmetric superposition motif of a computation model"),
     "datapoints": Table(finite_data.datapoints, finite_data.NEEDS,
                         doc="per (model, training point): hidden vector norm and dimensionality"),
-    "scaling": Table(scaling.table, scaling.NEEDS,
+    "scaling": Table(scaling.table, scaling.NEEDS + (NARROW,),
                      doc="per cell of the non-width settings: the exponent a of loss ~ m^-a"),
     "computation": Table(neurons.computation,
                          doc="per (model, feature): error against predicting 0, computed or not"),
     "adversarial": Table(adversarial.table, doc="per (model, attack.eps): clean, attacked and "
                          "randomly perturbed loss, vulnerability (section 6)"),
-    "llc": Table(llc_models.table, doc="per model: local learning coefficient by SGLD, its "
+    "llc": Table(llc_models.table, (LLC_DATA,), doc="per model: local learning coefficient by SGLD, its "
                  "standard error across chains, n beta and chain diagnostics (docs/llc.md)"),
-    "llc_traces": Table(llc_models.traces, doc="per (model, chain, SGLD step): minibatch loss at "
-                        "w_t and at w*, drift from w*"),
+    "llc_traces": Table(llc_models.traces, (LLC_DATA,), doc="per (model, chain, SGLD step): "
+                        "minibatch loss at w_t and at w*, drift from w*"),
     "llc_snapshots": Table(llc_dynamics.snapshots, llc_dynamics.NEEDS, doc="per (model, "
                            "snapshot step): LLC, its standard error and diagnostics, training-set "
                            "loss, and k, the features with ||W_i|| >= 0.5 (a k-gon)"),
@@ -70,9 +85,10 @@ DERIVED = {
                        "fitted to the first model's data set, its loss and LLC (reference lines)"),
     "sae_metrics": Table(sae_metrics.table, doc="per SAE: the literature's MMCS (Sharkey et al.), "
                          "MCC of codes and decoder matching, signed and unsigned, over all true "
-                         "features (docs/saes.md)"),
+                         "features (docs/saes.md)", family="saes"),
     "chanin_absorption": Table(sae_metrics.absorption, (sae_metrics.HIERARCHY,), doc="per (SAE, "
-                               "parent, child): absorption as Chanin et al. 2024 define it"),
+                               "parent, child): absorption as Chanin et al. 2024 define it",
+                               family="saes"),
 }
 
 
@@ -85,6 +101,8 @@ def register(name: str, table: Table) -> None:
 
 def get(res, name: str):
     """A derived table of `res`: as stored or already computed, else computed now."""
+    if name not in DERIVED and name not in res.derived:
+        raise ConfigError(f"no derived table named {name!r}; known: {', '.join(DERIVED)}")
     if name not in res.derived:
         res.derived[name] = DERIVED[name].make(res)
     return res.derived[name]

@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib import colors, ticker
 
 from toysuper import tables
+from toysuper import verdicts as counting
 
 DPI = 120
 KIND_ORDER = ("linear", "relu", "privileged", "abs")
@@ -177,39 +178,35 @@ def footnote_text(res) -> tuple[str, bool]:
     """
     if hasattr(res, "saes"):
         return sae_footnote_text(res.saes)
-    verdicts, cells = tables.get(res, "optima"), tables.get(res, "neighbours")
-    trapped, local = int(verdicts["trapped"].sum()), int(cells["local_minimum"].sum())
-    kept_trapped = int(verdicts.loc[verdicts["model"].isin(cells["model"]), "trapped"].sum())
-    compared = int((cells["neighbour"] >= 0).sum())
+    c = counting.toys(tables.get(res, "optima"), tables.get(res, "neighbours"))
     where = "optima.parquet, neighbours.parquet"
-    if not compared:
+    if not c.compared:
         cell_words = "no sweep cell has a neighbouring cell to compare with"
-    elif local:
-        cell_words = f"{local} of {len(cells)} sweep cells' kept models at a local minimum"
+    elif c.local:
+        cell_words = f"{c.local} of {c.kept} sweep cells' kept models at a local minimum"
     else:
-        cell_words = f"none of {len(cells)} sweep cells' kept models beaten by a neighbour's solution"
-    if kept_trapped or local:
-        return (f"marked in red where shown: {trapped} of {len(verdicts)} models trapped (loss "
-                f"above a trivial baseline), {kept_trapped} of them kept; {cell_words}. "
-                f"See {where}"), True
-    if trapped:
-        return (f"checked: all {len(cells)} kept models beat their trivial baselines ({trapped} "
-                f"of {len(verdicts)} runs, none kept, did not); {cell_words} ({where})"), False
-    return (f"checked: all {len(verdicts)} models beat their trivial baselines; {cell_words} "
+        cell_words = f"none of {c.kept} sweep cells' kept models beaten by a neighbour's solution"
+    if c.flagged:
+        return (f"marked in red where shown: {c.trapped} of {c.total} models trapped (loss "
+                f"above a trivial baseline, or diverged{counting.diverged_words(c)}), "
+                f"{c.kept_trapped} of them kept; {cell_words}. See {where}"), True
+    if c.trapped:
+        return (f"checked: all {c.kept} kept models beat their trivial baselines ({c.trapped} "
+                f"of {c.total} runs, none kept, did not, or diverged{counting.diverged_words(c)}); "
+                f"{cell_words} ({where})"), False
+    return (f"checked: all {c.total} models beat their trivial baselines; {cell_words} "
             f"({where})"), False
 
 
 def sae_footnote_text(saes) -> tuple[str, bool]:
     """(words, flagged) for an SAE sweep: SAEs whose loss is not below the trivial solution's
     (the decoder bias alone at the mean activation), and diverged ones."""
-    trained = saes[~saes["diverged"]]
-    losing, diverged = int((~trained["beats_trivial"].astype(bool)).sum()), int(saes["diverged"].sum())
-    extra = f"; {diverged} diverged" if diverged else ""
-    if losing or diverged:
-        return (f"{losing} of {len(trained)} SAEs do not beat the trivial solution (decoder bias "
-                f"alone){extra}; see beats_trivial in saes.parquet"), True
-    return (f"checked: all {len(trained)} SAEs beat the trivial solution (decoder bias alone; "
-            f"saes.parquet, loss_ratio)"), False
+    c = counting.saes(saes)  # a diverged SAE loses too
+    if c.trapped:
+        return (f"{c.trapped} of {c.total} SAEs do not beat the trivial solution (decoder bias "
+                f"alone, or diverged{counting.diverged_words(c)}); see sae_optima.parquet"), True
+    return (f"checked: all {c.total} SAEs beat the trivial solution (decoder bias alone; "
+            f"sae_optima.parquet, loss_ratio)"), False
 
 
 def footnote(fig, text: str, flagged: bool):
