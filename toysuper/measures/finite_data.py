@@ -87,7 +87,7 @@ def seed_spread_at(res, T: int) -> float:
     return float(loss.max() / loss.min()) if len(loss) else float("nan")
 
 
-def constant_test_loss(res, T: int, samples: int = 65536) -> float:
+def constant_test_loss(res, T: int, samples: int = 16384) -> float:
     """Test loss of the best constant output (each feature at its mean) on fresh samples of the
     sweep cell T, estimated from `samples` draws of the model's own test stream."""
     row = next(s for s in config.expand(res.config) if s["data.dataset_size"] == T)
@@ -97,6 +97,15 @@ def constant_test_loss(res, T: int, samples: int = 65536) -> float:
     x = x.T if shape.columns else x
     imp = np.asarray(hp.imp, np.float64)
     return float((imp * (x - x.mean(axis=0)) ** 2).sum(axis=1).mean())
+
+
+@measure("test_over_constant", "test loss at size T (kept seed or mean over seeds) over the best "
+         "constant output's test loss; T = 0: at the peak (the largest test loss), as the paper "
+         "reads its curve against the constant output")
+def test_over_constant(res, T: int = 0, which: str = "kept") -> float:
+    by_T = _test_loss_by_T(res, which)
+    T = int(by_T.idxmax()) if T == 0 else T
+    return float(by_T.loc[T]) / constant_test_loss(res, T) if T in by_T.index else float("nan")
 
 
 @measure("second_descent", "1 - test loss of the kept model at the largest T over the best "
