@@ -1,5 +1,6 @@
 """Any experiment file and any --set value ends in a plan or a one-line error (exit 2), never a
-traceback: a property test over random TOML documents and overrides (hypothesis)."""
+traceback: a property test over random TOML documents and overrides (hypothesis), toy-model,
+SAE and LLC settings alike, nan and inf among the values."""
 
 import string
 
@@ -9,9 +10,11 @@ from hypothesis import strategies as st
 from toysuper import cli
 from toysuper import settings as table
 
-KEYS = [s.key for s in table.TABLE] + ["data.importance[0]", "data.density[-1]", "model.width",
-                                       "train.nope", "sweep.x"]
+# toy-model, SAE and LLC settings alike (an [sae] or [source] section makes an SAE experiment)
+KEYS = sorted({s.key for s in table.TABLE + table.SAE_TABLE}) + [
+    "data.importance[0]", "data.density[-1]", "model.width", "train.nope", "sweep.x"]
 SCALARS = st.one_of(st.integers(-3, 10 ** 4), st.floats(-10, 10 ** 3, allow_nan=False),
+                    st.sampled_from([float("nan"), float("inf"), float("-inf")]),
                     st.booleans(), st.text(string.ascii_letters + "._-/ ", max_size=12))
 VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=4),
                    st.fixed_dictionaries({"decay": st.floats(-1, 2, allow_nan=False)}),
@@ -39,13 +42,18 @@ def documents(draw):
     if draw(st.booleans()) and draw(st.booleans()):
         return draw(st.text(max_size=60))  # usually not TOML at all
     chosen = draw(st.dictionaries(st.sampled_from(KEYS), VALUES, max_size=5))
+    if draw(st.booleans()):  # the tables whose needs are checked before training
+        chosen["tables"] = draw(st.lists(st.sampled_from(["llc", "sae_optima", "scaling", "x"]),
+                                         max_size=2))
     sections: dict = {}
+    top = {"tables": chosen.pop("tables")} if "tables" in chosen else {}
     for key, value in chosen.items():
         section, name = key.split(".", 1)
         if draw(st.booleans()):  # the same key as a sweep axis
             section, name = "sweep", key
         sections.setdefault(section, {})[name] = value
-    lines = [f"name = {_toml(draw(st.sampled_from(['p', 'x y', ''])))}"]
+    lines = [f"name = {_toml(draw(st.sampled_from(['p', 'x y', '', '../up', '.p'])))}"]
+    lines += [f"{k} = {_toml(v)}" for k, v in top.items()]
     for section, items in sections.items():
         lines.append(f"[{section}]")
         lines += [f'"{k}" = {_toml(v)}' if "[" in k or "." in k else f"{k} = {_toml(v)}"

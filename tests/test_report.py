@@ -321,3 +321,68 @@ def test_nothing_outside_the_results_folder_lands_in_the_site(tmp_path, capsys):
         if f.is_file():
             assert b"SECRET" not in f.read_bytes(), f
     assert not (site / "linked").exists() and not (site / "walker").exists()
+
+
+DAMAGES = ("delete", "truncate", "garbage", "link out", "a folder")
+
+
+def _doctor(path: Path, how: str, outside: Path) -> None:
+    if how == "delete":
+        path.unlink()
+    elif how == "truncate":
+        path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    elif how == "garbage":
+        path.write_bytes(b"\x00<script>alert(1)</script>\xff" * 3)
+    elif how == "link out":
+        path.unlink()
+        path.symlink_to(outside)
+    else:
+        path.unlink()
+        path.mkdir()
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    return _copy(["intro"], tmp_path_factory.mktemp("pristine")) / "intro"
+
+
+def test_any_doctored_results_folder_ends_in_a_site_or_one_line_error(pristine, tmp_path_factory):
+    """Damaged, replaced or linked-out files in a results directory: `report` writes the site
+    (listing what it left out) or refuses in one line, never a traceback and never a copy of
+    what lies outside (hypothesis over which files and how)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    names = sorted(str(p.relative_to(pristine)) for p in pristine.rglob("*") if p.is_file())
+
+    @settings(max_examples=12, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from(names), st.sampled_from(DAMAGES)), min_size=1,
+                    max_size=3, unique_by=lambda t: t[0]))
+    def check(damages):
+        work = tmp_path_factory.mktemp("doctored")
+        outside = work / "outside.txt"
+        outside.write_text("SECRET-OUTSIDE")
+        shutil.copytree(pristine, work / "results" / "intro")
+        for name, how in damages:
+            _doctor(work / "results" / "intro" / name, how, outside)
+        err = _capture(lambda: cli.main(["report", str(work / "results"), "--out",
+                                         str(work / "site")]))
+        code, text = err
+        assert code in (0, 2) and "Traceback" not in text, text
+        if code == 2:
+            assert text.startswith("toysuper: error:") and text.count("\n") == 1, text
+        for f in (work / "site").rglob("*"):
+            assert not f.is_symlink() and not (f.is_file() and b"SECRET" in f.read_bytes()), f
+
+    check()
+
+
+def _capture(fn):
+    """(fn's return value, what it wrote on stderr)."""
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stderr(buffer):
+        code = fn()
+    return code, buffer.getvalue()
