@@ -3,9 +3,10 @@
 run.polish = N (a host setting; 0, the default, leaves a run's results as trained). After a
 sweep is trained and stored, each round:
   1. scores every sweep cell against its neighbours (optima.neighbours: neighbours.parquet);
-  2. retrains the kept model of every cell marked local_minimum with its own settings but
-     train.init_from = this results directory (toysuper/starts.py: the kept solution of the
-     nearest tasks that scores lowest on the cell's task, so the neighbour's that beat it);
+  2. retrains the kept model of every cell marked local_minimum with its own settings but its
+     learning rate annealed to 0 (RECIPE, below) and train.init_from = this results directory
+     (toysuper/starts.py: the kept solution of the nearest tasks that scores lowest on the
+     cell's task, so the neighbour's that beat it);
   3. keeps, per cell, the lower-loss model (by the loss kept models are chosen by,
      optima.kept_models): a round's model replaces the kept one under its model id only if
      it scores lower on the cell's own task and evaluation sample (same seed, same key);
@@ -16,11 +17,12 @@ round would start from the same solutions with the same keys, and repeat it exac
 What was done is stored beside the results:
   polish.parquet   one row per (round, restarted cell): model, neighbour (that beat it),
                    loss_before, loss_after (the round's model), replaced, beaten_after
-  summary.json     "polish": per round, cells beaten before and after, models replaced, seconds;
-                   and why the rounds stopped
-A replaced model keeps its settings in models.parquet (its start is the record's business);
-its history is the round's training. An interrupted polish resumes: every round leaves a
-finished results directory, and summary.json says how many rounds it holds.
+  summary.json     "polish": the rounds' recipe; per round, cells beaten before and after,
+                   models replaced, seconds; and why the rounds stopped
+A replaced model keeps the sweep's settings in models.parquet, though its start and schedule
+were the round's (polish.parquet and summary.json say which); its history is the round's.
+An interrupted polish resumes: every round leaves a finished results directory, and
+summary.json says how many rounds it holds.
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ from toysuper import assemble, config, hosts, optima, outputs, plan, starts, sto
 from toysuper.results import SHAPE, Results
 
 KEY = "run.polish"
+# A round trains as the sweep did but with its learning rate annealed to 0 (cosine): at a
+# constant lr Adam's noise holds a restarted model above the solution it started from, and it
+# ends where the beaten model was. Measured on results/phase_n2 (36 local-minimum cells, lr
+# 3e-3 constant): restarts at the constant lr replaced 8 of the 36 kept models, then none;
+# annealed, 36 of 36 in the first round, with 9 cells beaten after it.
+RECIPE = {"train.schedule": "cosine"}
 RECORD = "polish.parquet"
 COLUMNS = ["round", "model", "neighbour", "loss_before", "loss_after", "replaced", "beaten_after"]
 STOPPED = {"none beaten": "no cell is beaten by a neighbour's solution",
@@ -56,7 +64,7 @@ def after(out, cfg: dict, res, progress: bool = False):
     out = Path(out)
     with store.Lock(out):
         summary = json.loads((out / "summary.json").read_text())
-        state = summary.get("polish", {"rounds": [], "stopped": None})
+        state = summary.get("polish", {"recipe": RECIPE, "rounds": [], "stopped": None})
         record = _record(out, len(state["rounds"]))
         cells = optima.neighbours(res)
         while True:
@@ -92,7 +100,7 @@ def after(out, cfg: dict, res, progress: bool = False):
             # the record first, then the results with summary.json last, which says how many
             # rounds of the record the stored results hold
             store.write_table(out / RECORD, record)
-            _write(out, polished, summary)
+            _write(out, polished, summary, rounds)
             res = store.load(out)
 
 
@@ -111,7 +119,7 @@ def _one_round(out: Path, cfg: dict, res, beaten: pd.DataFrame, progress: bool):
     improved ones swapped in, in memory; one row per retrained model)."""
     sweep = config.expand(res.config)
     ids = [int(i) for i in beaten["model"]]
-    rows = [{**sweep[i], starts.KEY: str(out)} for i in ids]
+    rows = [{**sweep[i], starts.KEY: str(out), **RECIPE} for i in ids]
     starts._kept.cache_clear()  # `out` is rewritten between rounds: read its kept models again
     chunks = plan.chunks(rows, cfg["run"]["chunk_size"], cfg["run"]["memory_gb"])
     done = {}
@@ -168,10 +176,14 @@ def _swapped(res, swap: dict, new: dict, weights: dict, snaps: dict) -> Results:
                                          "history": history}, stored, shots)
 
 
-def _write(out: Path, res, summary: dict) -> None:
+def _write(out: Path, res, summary: dict, rounds: int) -> None:
+    """Store `res` in `out`. The tables are as read, upgraded to the current schema, so the
+    config follows them, after them (upgrade steps leave upgraded tables as they are, so a
+    polish cut short in between reads them right), with the run.polish it was polished by."""
     weights = {**res.weights, **{name + SHAPE: s for name, s in res.shapes.items()}}
     store.write_results(out, {"models": res.models, "features": res.features,
                               "history": res.history}, weights, res.snapshots, summary)
+    store.write_config(out, {**res.config, "run": {**res.config.get("run", {}), "polish": rounds}})
 
 
 def _numbers(features: pd.DataFrame) -> list[str]:
