@@ -23,6 +23,11 @@ Setup:
 Run:
     /work/peers/.venv/bin/python benchmarks/sae_lens_peer.py --kind topk --samples 10000000 \
         --out /tmp/topk.npz
+
+With --given FILE.npz (benchmarks/sae_quality.py) the dictionary is not drawn here: the file's
+`features` [m, n] replace FeatureDictionary's vectors and its `densities` [n] are the firing
+probabilities, so both sides train on one dictionary and law; the trained SAE then encodes the
+file's activations `h` [N, m] with its own `encode`, and the codes come back as `codes`.
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=1024)
     p.add_argument("--lr", type=float, default=3e-4, help="3e-4 is train_toy_sae's default")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--given", default=None, help="an .npz of features, densities and h")
     p.add_argument("--out", required=True)
     a = p.parse_args()
 
@@ -73,8 +79,14 @@ def main() -> None:
     # and the activation generator draw from torch's global generator, seeded here.
     torch.manual_seed(a.seed)
     feature_dict = FeatureDictionary(a.n_features, a.n_hidden, initializer=None, seed=a.seed)
+    given = np.load(a.given) if a.given else None
+    firing = a.density
+    if given is not None:
+        with torch.no_grad():
+            feature_dict.feature_vectors.copy_(torch.from_numpy(given["features"].T.copy()))
+        firing = torch.from_numpy(given["densities"].astype(np.float32))
     gen = ActivationGenerator(
-        a.n_features, firing_probabilities=a.density,
+        a.n_features, firing_probabilities=firing,
         mean_firing_magnitudes=1.0, std_firing_magnitudes=0.0,   # firing entries are exactly 1
         modify_activations=lambda acts: acts * torch.rand_like(acts),  # ... now U[0,1)
     )
@@ -94,13 +106,17 @@ def main() -> None:
     decoder = sae.W_dec.detach().numpy().T.copy()                    # m x d_sae, raw norms
     true_features = feature_dict.feature_vectors.detach().numpy().T.copy()  # m x n, unit
     mcc, recovered = match(decoder, true_features)
+    codes = {}
+    if given is not None:
+        with torch.no_grad():
+            codes["codes"] = sae.encode(torch.from_numpy(given["h"])).numpy()
     result = dict(kind=a.kind, samples=samples, seconds=round(seconds, 3),
                   samples_per_s=round(samples / seconds, 1), mcc=round(mcc, 4),
                   recovered=round(recovered, 4), torch_threads=torch.get_num_threads(),
                   torch_version=torch.__version__, sae_lens_version=sae_lens.__version__,
                   n_features=a.n_features, n_hidden=a.n_hidden, density=a.density,
                   d_sae=a.d_sae, k=a.k, l1=a.l1, batch=a.batch, lr=a.lr, seed=a.seed)
-    np.savez(a.out, decoder=decoder, true_features=true_features,
+    np.savez(a.out, decoder=decoder, true_features=true_features, **codes,
              **{k: v for k, v in result.items()})
     print(json.dumps(result))
 
