@@ -1,23 +1,29 @@
-"""LLC of the regular k-gons of Chen et al. (2023), n = 6 features in m = 2 dimensions.
+"""LLC of the regular k-gons of Chen et al. (2023), n = 6 features in m = 2 dimensions, against
+their closed forms (toysuper/llc_theory.py KGONS).
 
 The data set: n = 1000 samples with exactly one feature active, magnitude U[0, 1]
-(llc_models.one_hot_config). Each k-gon (k = 4, 5, 6) is made a critical point of the loss on
-that set (llc_models.fit_kgon), then its LLC is estimated at n beta = 21.7 and 144.8 for a few
-localizations. Prints one line per (n beta, gamma): estimate +- standard error per k, and the
-chains' mean drift. About a minute on 2 CPU cores; docs/llc.md quotes a run.
+(llc_models.one_hot_config). Each k-gon (4+, 4-, 5+, 5-, 6) is made a critical point of the
+loss on that set (llc_models.fit_kgon), then its LLC is estimated by llc's default procedure and
+at the lab's earlier fixed settings (eps 1e-3, gamma 10, 4 x 2,000 draws, batch 100), beside the
+quadratic approximation's LLC at each gamma. Prints one line per k-gon and setting; docs/llc.md
+quotes a run.
 
     python benchmarks/llc_kgons.py
 """
 
 from __future__ import annotations
 
+import time
+
 import jax
 import numpy as np
 
-from toysuper import config, llc, llc_models, train
+from toysuper import config, llc, llc_models, llc_theory, train
 
-KS = (4, 5, 6)
-SETTINGS = [(21.7, 1.0), (21.7, 10.0), (21.7, 100.0), (144.8, 1.0), (144.8, 10.0), (144.8, 100.0)]
+VARIANTS = ((4, 1), (4, -1), (5, 1), (5, -1), (6, 1))
+SETTINGS = {"default": llc.Sampler(),
+            "old": llc.Sampler(eps=1e-3, gamma=10.0, chains=4, draws=2000, burn_in=500, batch=100,
+                               rounds=1)}
 
 
 def main() -> None:
@@ -26,25 +32,27 @@ def main() -> None:
     hp = jax.tree.map(lambda a: a[0], train.inputs([s], 1))
     X = np.asarray(train.dataset(shape, hp))
     X = X.T if shape.columns else X
-    fits = {}
-    for k in KS:
-        params, loss, grad = llc_models.fit_kgon(shape, hp, X, k)
-        fits[k] = params
-        W, b = params["params"]["W"], params["params"]["b"]
-        print(f"{k}-gon: loss {loss:.4f}, |grad| {grad:.1e}, norms {np.linalg.norm(W, axis=0).round(2)}, "
-              f"b {b.round(2)}")
-    stacked = {"params": {name: np.stack([fits[k]["params"][name] for k in KS]) for name in ("W", "b")}}
-    imp = np.stack([hp.imp] * len(KS))
-    keys = jax.random.split(jax.random.PRNGKey(0), len(KS))
-    for n_beta, gamma in SETTINGS:
-        sampler = llc_models.SAMPLER._replace(n_beta=n_beta, gamma=gamma, chains=8, draws=4000)
+    fits = [llc_models.fit_kgon(shape, hp, X, k, rest=0.05 * sign) for k, sign in VARIANTS]
+    names = [f"{k}" if k == shape.n else f"{k}{'+' if sign > 0 else '-'}" for k, sign in VARIANTS]
+    stacked = {"params": {p: np.stack([f[0]["params"][p] for f in fits]) for p in ("W", "b")}}
+    imp = np.stack([hp.imp] * len(VARIANTS))
+    keys = jax.random.split(jax.random.PRNGKey(0), len(VARIANTS))
+    for label, sampler in SETTINGS.items():
+        t = time.time()
         chains = llc.estimate(llc_models.loss_fn(shape), X, stacked, keys, sampler, aux=imp,
                               models=True, shared_data=True)
-        r = llc.summary(chains, sampler)
-        est = "  ".join(f"{k}-gon {m:.2f} +- {e:.2f}" for k, m, e in zip(KS, r["llc"], r["llc_se"]))
-        flags = [llc.verdict({key: v[j] for key, v in r.items()}) for j in range(len(KS))]
-        print(f"n beta {n_beta:6.1f} gamma {gamma:5.0f}: {est}   mean drift "
-              f"{r['mean_drift'].round(2)}  {flags}")
+        r = llc.summary(chains)
+        print(f"{label}: {time.time() - t:.0f} s, gamma {chains.gamma:.3g}, rounds {chains.rounds}, "
+              f"batch {chains.batch}, draws {chains.draws}")
+        for j, (name, (params, loss, _)) in enumerate(zip(names, fits)):
+            ref = llc_theory.KGONS.get(name)
+            quad, rank = llc_models.quadratic_llc(shape, hp, X, params, float(r["n_beta"][j]),
+                                                  chains.gamma)
+            print(f"  {name:3s} loss {loss:.4f} (Chen {ref.loss if ref else float('nan'):.5f})  "
+                  f"llc {r['llc'][j]:5.2f} +- {r['llc_se'][j]:.2f} (Chen "
+                  f"{ref.lam if ref else float('nan'):.1f}; quadratic {quad:.2f}, rank {rank})  "
+                  f"eps {r['eps'][j]:.2e} moved {r['moved'][j]:+.3f}  "
+                  f"{llc.verdict({k: v[j] for k, v in r.items()})}")
 
 
 if __name__ == "__main__":

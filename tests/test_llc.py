@@ -1,6 +1,8 @@
 """The LLC estimator (toysuper/llc.py) against known answers: a regular model's lambda is d/2,
-each degenerate direction takes 1/2 off, and the estimate does not depend on the seed or the
-number of chains beyond its error; the SGLD step, vmapping and diagnostics behave as documented."""
+each degenerate direction takes 1/2 off, reduced-rank regression meets Aoyagi & Watanabe's
+closed form (toysuper/llc_theory.py) on every branch with the default procedure, and the
+estimate does not depend on the seed or the number of chains beyond its error; the SGLD step,
+vmapping, the default settings and diagnostics behave as documented."""
 
 import math
 
@@ -9,15 +11,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from toysuper import llc
+from toysuper import llc, llc_theory
 from toysuper.errors import ConfigError
 
 N = 1000
 # eps * n beta * curvature (2 for x ~ N(0, 1) under mean squared error) = 0.03: SGLD's
 # discretisation inflates the posterior's variance by 1 / (1 - 0.03/4), under 1%.
-SAMPLER = llc.Sampler(eps=1e-4, gamma=1.0, chains=8, draws=10_000, burn_in=1000, batch=100)
+# Fixed settings, one round (no refinement): the estimator itself, apart from the procedure.
+SAMPLER = llc.Sampler(eps=1e-4, gamma=1.0, chains=8, draws=10_000, burn_in=1000, batch=100,
+                      rounds=1)
 # for the mechanics: one short program shared by several tests (eps, gamma, n_beta are inputs)
-SHORT = llc.Sampler(eps=1e-4, gamma=1.0, chains=2, draws=200, burn_in=0, batch=100)
+SHORT = llc.Sampler(eps=1e-4, gamma=1.0, chains=2, draws=200, burn_in=0, batch=100, rounds=1)
 
 
 def _regression(d, seed=0, duplicate=False):
@@ -114,7 +118,8 @@ def test_steps_follow_the_sgld_update():
     a loss linear in w (L(w) = w_0 + w_1, gradient (1, 1)) on a full batch. Runs with the same
     key draw the same noise z, so their difference isolates each term."""
     X = np.ones((10, 2), np.float32)
-    s = llc.Sampler(eps=0.01, gamma=0.0, chains=1, draws=3, burn_in=0, batch=10, n_beta=3.0)
+    s = llc.Sampler(eps=0.01, gamma=0.0, chains=1, draws=3, burn_in=0, batch=10, n_beta=3.0,
+                    rounds=1)
 
     def linear(w, x):
         return jnp.mean(x @ w)
@@ -163,11 +168,22 @@ def test_diagnostics_flag_diverged_drifting_and_negative_chains():
     walk = _lam(_flat, (X, y), np.full(3, 0.06, np.float32), sampler=short._replace(gamma=0.0, eps=3e-4))
     assert walk["drifted_chains"] == 2 and walk["llc"] == 0.0 and "drifted" in llc.verdict(walk)
     assert _lam(_mse, (X, y), w, sampler=short)["max_drift"] < llc.DRIFT
+    # at w* = 0 the rule is relative to the localization's own radius sqrt(d / gamma): a flat
+    # loss held by gamma stays within it, a loss that pushes the chains away does not
+    zero = np.zeros(3, np.float32)
+    held = _lam(_flat, (X, y), zero, sampler=short._replace(gamma=100.0, eps=1e-3))
+    assert held["drifted_chains"] == 0 and held["max_drift"] > 0.1
+
+    def push(w, batch):  # a slope: w* = 0 is no minimum, the drift (eps/2) n beta per step
+        return jnp.sum(w) + 0.0 * jnp.sum(batch[1])
+    pushed = _lam(push, (X, y), zero, sampler=short._replace(gamma=100.0, eps=1e-3))
+    assert pushed["drifted_chains"] == 2 and pushed["negative_chains"] == 2
 
 
 def test_chains_that_disagree_say_so():
     steps = np.zeros((4, 10))
-    chains = llc.Chains(steps, steps, steps, np.array([1.0, 5.0, 1.0, 5.0]), np.array(100.0))
+    chains = llc.Chains(steps, steps, steps, np.array([1.0, 5.0, 1.0, 5.0]), np.array(100.0),
+                        draws=10)
     r = llc.summary(chains, SHORT)
     assert r["llc"] == 3.0 and r["llc_se"] == pytest.approx(np.std([1, 5, 1, 5], ddof=1) / 2)
     assert r["chains_disagree"] and "disagree" in llc.verdict(r)
@@ -188,15 +204,16 @@ def test_settings_no_estimate_can_come_from_are_refused_in_words():
         llc.estimate(_mse, (X[:1], y[:1]), w, jax.random.PRNGKey(0), SAMPLER)
 
 
-def test_llc_table_of_stored_toy_models_measures_each_on_its_own_data(tiny):
+def test_llc_table_of_stored_toy_models_measures_each_on_its_own_data(tiny, monkeypatch):
     """The derived tables on a trained sweep: one row per model, n = its training set's size
     for a finite-data model and llc_models.N fresh samples otherwise, traces for every chain."""
     from toysuper import llc_models, tables, train_sweep
 
     res = train_sweep(dict(tiny, sweep={"data.dataset_size": [0, 300]}))
+    s = llc_models.SAMPLER._replace(eps=1e-3, draws=300, burn_in=50, rounds=1)
+    monkeypatch.setattr(llc_models, "SAMPLER", s)  # the table's mechanics, not the procedure
     table = tables.get(res, "llc")
     steps = tables.get(res, "llc_traces")
-    s = llc_models.SAMPLER
     assert list(table["model"]) == [0, 1] and list(table["n"]) == [llc_models.N, 300]
     assert table["n_beta"].to_numpy() == pytest.approx([N / math.log(N), 300 / math.log(300)], rel=1e-5)
     # 15 parameters (W 2 x 5, b 5): 0 < lambda <= 7.5 at a minimum
@@ -216,7 +233,7 @@ def test_llc_snapshots_table_has_a_row_per_model_and_snapshot_with_its_structure
     cfg["train"] = {"steps": 300, "batch": 200, "log_every": 100, "eval_batch": 1024, "snapshots": 3}
     cfg["sweep"] = {"train.seed": {"range": 2}}
     res = train_sweep(cfg)
-    short = llc_models.SAMPLER._replace(chains=2, draws=50, burn_in=0)
+    short = llc_models.SAMPLER._replace(eps=1e-3, chains=2, draws=50, burn_in=0, rounds=1)
     table = llc_dynamics.snapshots(res, sampler=short)
     assert list(table["model"]) == [0, 0, 0, 1, 1, 1] and list(table["step"]) == [100, 200, 300] * 2
     steps, Ws = res.snapshot_W(1)
@@ -224,3 +241,132 @@ def test_llc_snapshots_table_has_a_row_per_model_and_snapshot_with_its_structure
     assert (table["n"] == 200).all() and (table["loss"] > 0).all()
     assert table["verdict"].map(type).eq(str).all()
     assert np.isfinite(table["llc"]).all() and np.isfinite(table["llc_se"]).all()
+
+
+# --- closed forms: Aoyagi & Watanabe's reduced-rank regression (toysuper/llc_theory.py) ------
+
+@pytest.mark.parametrize("M, H, N, r, lam, mult, branch", [
+    (3, 2, 3, 0, 2.5, 1, "1 even"),  # (2*2*6 - 0 - 4) / 8
+    (3, 3, 3, 1, 4.0, 1, "1 even"),  # (2*4*6 - 0 - 16) / 8
+    (2, 2, 2, 0, 1.5, 1, "1 even"),  # (2*2*4 - 0 - 4) / 8
+    (2, 2, 2, 1, 2.0, 2, "1 odd"),   # (2*3*4 - 0 - 9 + 1) / 8
+    (1, 1, 1, 0, 0.5, 2, "1 odd"),   # y = a b x at a b = 0: K = a^2 b^2, 1/2 with multiplicity 2
+    (1, 2, 3, 1, 1.5, 1, "2"),       # M + H = 3 < N + r = 4: (2 - 2 + 3) / 2
+    (2, 2, 5, 1, 3.5, 1, "2"),       # (4 - 2 + 5) / 2
+    (3, 2, 1, 1, 1.5, 1, "3"),       # N + H = 3 < M + r = 4: (2 - 2 + 3) / 2
+    (1, 2, 1, 1, 0.5, 1, "4"),       # M + N = 2 < H + r = 3: M N / 2
+    (2, 3, 2, 2, 2.0, 1, "4"),
+])
+def test_aoyagi_watanabe_branches_by_hand(M, H, N, r, lam, mult, branch):
+    assert llc_theory.rrr(M, H, N, r) == (lam, mult, branch)
+
+
+@pytest.mark.parametrize("M, N", [(1, 1), (2, 2), (3, 2), (2, 5), (4, 3)])
+def test_full_rank_reduced_rank_regression_is_regular_in_the_map(M, N):
+    """H = r = min(M, N): the map B A ranges over all M x N matrices, lambda = M N / 2."""
+    h = min(M, N)
+    assert llc_theory.rrr(M, h, N, h).lam == M * N / 2
+    assert llc_theory.regression(M * N) == M * N / 2
+
+
+def test_closed_forms_refuse_impossible_shapes_in_words():
+    with pytest.raises(ConfigError, match="rank r = 3"):
+        llc_theory.rrr(2, 2, 2, 3)
+    with pytest.raises(ConfigError, match="H = 0"):
+        llc_theory.rrr(2, 0, 2, 0)
+
+
+# --- the default procedure --------------------------------------------------------------
+
+def test_curvature_is_the_top_hessian_eigenvalue_and_sets_the_default_step():
+    X, y, w = _regression(4)
+    top = 2 * np.linalg.eigvalsh(X.T.astype(np.float64) @ X / N).max()  # Hessian of the MSE
+    h = llc.curvature(_mse, (X, y), w[None], shared_data=True)
+    assert top * 0.95 <= h[0] <= top * 1.0001  # power iteration: from below, within a few %
+    nb = N / math.log(N)
+    assert llc.step_size(h, nb, 1.0)[0] == pytest.approx(llc.STEP / (nb * h[0] + 1.0))
+    assert llc.default_gamma(nb) == pytest.approx(math.sqrt(nb / llc.RHO))
+
+
+def test_a_step_too_large_is_flagged_as_settings_bias():
+    """At eps a = 1.6 (a = n beta h, the stiffest curvature) SGLD's stationary spread is
+    1 / (1 - 0.4) = 1.7 times the posterior's along it: halving eps moves the estimate, and the
+    verdict says so; at the default eps the refinement leaves it in place."""
+    X, y, w = _regression(3)
+    nb = N / math.log(N)
+    h = float(llc.curvature(_mse, (X, y), w[None], shared_data=True)[0])
+    coarse = llc.Sampler(eps=1.6 / (nb * h), gamma=1.0, chains=4, draws=2000, burn_in=200,
+                         batch=1000, rounds=2)
+    r = _lam(_mse, (X, y), w, sampler=coarse)
+    assert r["rounds"] == 2 and r["moved"] < -0.1 and r["settings_bias"]
+    assert "settings bias" in llc.verdict(r)
+    fine = _lam(_mse, (X, y), w, sampler=coarse._replace(eps=None, gamma=10.0))
+    assert not fine["settings_bias"] and fine["llc"] == pytest.approx(1.5, rel=0.1)
+
+
+# Reduced-rank regression y = B A x, one case per branch of Aoyagi & Watanabe's formula (and the
+# regular case), padded into one shape (M, H, N at most 3) so that one program samples them all:
+# masked weights leave the loss unchanged, so they add nothing to lambda.
+RRR_CASES = [(2, 2, 2, 0), (2, 2, 2, 1), (1, 2, 3, 1), (3, 2, 1, 1), (1, 2, 1, 1), (2, 2, 2, 2)]
+RRR_N = 1000  # examples, whitened (their covariance exactly I: the loss is
+# ||B A - B0 A0||_F^2 plus the noise's terms), outputs with noise of standard deviation 0.1
+
+
+def _rrr_loss(w, batch, mask):
+    x, y = batch
+    A, B = w["A"] * mask["A"], w["B"] * mask["B"]
+    return jnp.mean(jnp.sum((y - x @ A.T @ B.T) ** 2, axis=-1))
+
+
+def _rrr_case(M, H, N, r, size=3):
+    """(w* = (A0, B0), (x, y), masks) padded to size: the true map has orthonormal singular
+    vectors and singular values 1 in its first r hidden units; the others are 0 in A0 and B0."""
+    rng = np.random.default_rng([M, H, N, r])
+    A0, B0 = np.zeros((size, size), np.float32), np.zeros((size, size), np.float32)
+    if r:
+        A0[:r, :M] = np.linalg.qr(rng.normal(size=(M, r)))[0].T
+        B0[:N, :r] = np.linalg.qr(rng.normal(size=(N, r)))[0]
+    z = rng.normal(size=(RRR_N, M))
+    z -= z.mean(0)
+    x = np.zeros((RRR_N, size), np.float32)
+    x[:, :M] = z @ np.linalg.inv(np.linalg.cholesky(z.T @ z / RRR_N)).T
+    y = x @ A0.T @ B0.T
+    y[:, :N] += 0.1 * rng.normal(size=(RRR_N, N))
+    mA, mB = np.zeros((size, size), np.float32), np.zeros((size, size), np.float32)
+    mA[:H, :M], mB[:N, :H] = 1, 1
+    return {"A": A0, "B": B0}, (x, y), {"A": mA, "B": mB}
+
+
+def test_reduced_rank_regression_meets_aoyagi_watanabe_on_every_branch():
+    """The default procedure (eps from the curvature, gamma = sqrt(n beta / RHO), chain length,
+    refinement rounds) at w* = the true parameter, within 10% of the closed form on each branch,
+    r = 0 (w* = 0) included, and no verdict but 'ok' or the drift of masked weights."""
+    stack = lambda parts: jax.tree.map(lambda *a: np.stack(a), *parts)  # noqa: E731
+    w, data, masks = (stack(p) for p in zip(*[_rrr_case(*c) for c in RRR_CASES]))
+    keys = jax.random.split(jax.random.PRNGKey(0), len(RRR_CASES))
+    chains = llc.estimate(_rrr_loss, data, w, keys, aux=masks, models=True)  # the defaults
+    r = llc.summary(chains)
+    expected = np.array([llc_theory.rrr(*c).lam for c in RRR_CASES])
+    print(np.c_[expected, r["llc"], r["llc_se"], r["llc"] / expected - 1])
+    assert np.all(np.abs(r["llc"] / expected - 1) < 0.1), (r["llc"], expected)
+    assert not r["diverged_chains"].any() and not r["negative_chains"].any()
+    assert not r["above_half_d"].any() and not r["drifted_chains"].any()
+
+
+def test_kgon_measurements_read_their_variant_from_llc_kgons():
+    import types
+
+    import pandas as pd
+
+    from toysuper.measures import MEASURES
+
+    kg = pd.DataFrame({"variant": ["6", "5+", "5-"], "population_loss": [0.048, 0.062, 0.069],
+                       "llc_calibrated": [8.4, 8.6, 7.1], "llc": [6.5, 7.0, 5.8],
+                       "hessian_rank": [17, 17, 14]})
+    res = types.SimpleNamespace(derived={"llc_kgons": kg})
+    assert MEASURES["kgon_population_loss"].fn(res, variant="5-") == 0.069
+    assert MEASURES["kgon_llc"].fn(res, variant="5+") == 8.6
+    assert MEASURES["kgon_llc_fixed"].fn(res, variant="6") == 6.5
+    assert MEASURES["kgon_half_hessian_rank"].fn(res, variant="5-") == 7.0
+    with pytest.raises(ValueError, match="no single row"):
+        MEASURES["kgon_llc"].fn(res, variant="4+")

@@ -21,6 +21,7 @@ import functools
 import math
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -32,12 +33,10 @@ from toysuper import config, llc, train
 TAG = 0x6C6C63
 # Examples in the LLC data set of an infinite-data model (Chen et al. use n = 1000).
 N = 1000
-# SGLD settings for toy models, n beta = n / log n. Measured on the k-gons (docs/llc.md): eps
-# 1e-3 and 3e-4 agree within the chains' error; gamma decides how local the estimate is: at
-# gamma = 100 it pulls every direction in (n beta curvature ~ 100 too) and the k-gons' estimates
-# fall to 3-5; at gamma = 1 the chains wander a whole ||w*|| away; gamma = 10 keeps them within
-# 0.2-0.5 ||w*|| and gives 5.1 / 6.5 / 6.9 for the 4-, 5- and 6-gon at n = 1000.
-SAMPLER = llc.Sampler(eps=1e-3, gamma=10.0, chains=4, draws=2000, burn_in=500, batch=100)
+# SGLD settings for toy models: llc's default procedure (eps from the curvature at w* and where
+# the chains go, gamma = sqrt(n beta / 144), chain length from the localization's relaxation
+# time, then eps halved and the batch doubled until the estimate stops moving; docs/llc.md).
+SAMPLER = llc.Sampler()
 # Models estimated together (vmapped): chains x (data set + batch + parameters) stays small.
 GROUP = 16
 
@@ -65,8 +64,10 @@ def _data(shape, size):
     return jax.jit(jax.vmap(functools.partial(_data_one, shape, size=size)))
 
 
-def measure(res, sampler: llc.Sampler = SAMPLER, size: int = N, ids=None):
-    """(per-model table, per-step traces) of models `ids` (default all) of `res`."""
+def measure(res, sampler: llc.Sampler | None = None, size: int = N, ids=None):
+    """(per-model table, per-step traces) of models `ids` (default all) of `res`, with `sampler`
+    (default SAMPLER)."""
+    sampler = SAMPLER if sampler is None else sampler
     sweep = config.expand(res.config)
     ids = list(res.models["model"]) if ids is None else list(ids)
     groups: dict = {}
@@ -82,12 +83,10 @@ def measure(res, sampler: llc.Sampler = SAMPLER, size: int = N, ids=None):
                                  for k in res.params(part[0])}}
             keys = jax.vmap(lambda k: jax.random.fold_in(k, TAG + 1))(hp.eval_key)
             chains = llc.estimate(loss_fn(shape), X, params, keys, sampler, aux=hp.imp, models=True)
-            summary = llc.summary(chains, sampler)
+            summary = llc.summary(chains)
             for j, model in enumerate(part):
                 row = {"model": model, **{k: v[j].item() for k, v in summary.items()},
-                       "n": int(X.shape[1]), "eps": sampler.eps, "gamma": sampler.gamma,
-                       "chains": sampler.chains, "draws": sampler.draws, "burn_in": sampler.burn_in,
-                       "batch": sampler.batch}
+                       "n": int(X.shape[1])}
                 row["verdict"] = llc.verdict(row)
                 rows.append(row)
                 c, t = chains.loss.shape[1:]
@@ -96,9 +95,10 @@ def measure(res, sampler: llc.Sampler = SAMPLER, size: int = N, ids=None):
                     "step": np.tile(np.arange(t), c), "loss": chains.loss[j].ravel(),
                     "base": chains.base[j].ravel(), "drift": chains.drift[j].ravel()}))
     table = pd.DataFrame(rows).sort_values("model", ignore_index=True)
-    for col in ("diverged_chains", "drifted_chains", "negative_chains"):
+    for col in ("diverged_chains", "drifted_chains", "negative_chains", "chains", "draws",
+                "burn_in", "batch", "rounds"):
         table[col] = table[col].astype(int)
-    for col in ("chains_disagree", "above_half_d"):
+    for col in ("chains_disagree", "above_half_d", "unsettled", "settings_bias"):
         table[col] = table[col].astype(bool)
     return table, pd.concat(traces, ignore_index=True).sort_values(
         ["model", "chain", "step"], ignore_index=True)
@@ -139,11 +139,14 @@ def kgon(k: int, n: int, norm: float, bias: float, rest: float = 0.0) -> dict:
     return {"params": {"W": W, "b": b}}
 
 
-def fit_kgon(shape, hp, X, k: int, steps: int = 3000, polish: int = 3000, lr: float = 0.01):
+def fit_kgon(shape, hp, X, k: int, steps: int = 3000, polish: int = 3000, lr: float = 0.01,
+             rest: float = 0.05):
     """A k-gon made a critical point of the loss on rows X: first (norm, bias, rest) with the
-    directions fixed (from 1, 0 and 0.05: an output ReLU at exactly 0 passes no gradient),
+    directions fixed (from 1, 0 and `rest`: an output ReLU at exactly 0 passes no gradient),
     then every parameter by gradient descent from there, so that the
-    gradient at w* is ~0 (an estimate at a non-critical point is biased, often negative)."""
+    gradient at w* is ~0 (an estimate at a non-critical point is biased, often negative).
+    rest > 0 gives Chen et al.'s k+ critical point (the unrepresented features' output biases
+    positive), rest < 0 their k- (those outputs dead, their biases and weights then free)."""
     loss = loss_fn(shape)
 
     def shaped(theta):
@@ -158,8 +161,20 @@ def fit_kgon(shape, hp, X, k: int, steps: int = 3000, polish: int = 3000, lr: fl
         return jax.lax.fori_loop(0, count, lambda _, v: jax.tree.map(
             lambda a, g: a - lr * g, v, grad(v)), x)
 
-    theta = descend(lambda t: loss(shaped(t), X, hp.imp), jnp.array([1.0, 0.0, 0.05]), steps)
+    theta = descend(lambda t: loss(shaped(t), X, hp.imp), jnp.array([1.0, 0.0, rest]), steps)
     params = descend(lambda p: loss(p, X, hp.imp), shaped(theta), polish)
     grad_norm = math.sqrt(sum(float(jnp.sum(g * g)) for g in jax.tree.leaves(
         jax.grad(lambda p: loss(p, X, hp.imp))(params))))
     return jax.tree.map(np.asarray, params), float(loss(params, X, hp.imp)), grad_norm
+
+
+def quadratic_llc(shape, hp, X, params, n_beta: float, gamma: float) -> tuple[float, int]:
+    """(The LLC of the quadratic approximation of the loss on rows X at `params`, under the
+    localization gamma: sum_i n beta h_i / (2 (n beta h_i + gamma)) over the Hessian's
+    eigenvalues h_i > 0 (the estimate a sampler of that Gaussian would give), and the number of
+    eigenvalues above 1e-4 of the largest: the rank, twice the regular LLC.)"""
+    flat, unravel = jax.flatten_util.ravel_pytree(params)
+    H = jax.hessian(lambda v: loss_fn(shape)(unravel(v), X, hp.imp))(flat)
+    h = np.linalg.eigvalsh(np.asarray(H, np.float64))
+    pos = np.clip(h, 0.0, None)
+    return float(np.sum(n_beta * pos / (2 * (n_beta * pos + gamma)))), int((h > 1e-4 * h.max()).sum())
