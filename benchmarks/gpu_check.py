@@ -91,6 +91,7 @@ class Size:
         self.tiny = tiny
         self.matmul = 256 if tiny else (8192 if accelerator else 2048)
         self.repeats = 1 if tiny else 3
+        self.torch_steps = 5 if accelerator else 1  # x speed.py's baseline steps: a GPU is fast
         self.batch = 64 if tiny else BATCH
         self.segment = 5 if tiny else None          # steps per timed segment (None: the scan's own)
         self.most = 2 if tiny else None             # most models per device in a scan
@@ -154,13 +155,13 @@ def _torch_device(plat: str) -> str | None:
 
 
 def _device_bytes(size: Size) -> float:
-    """Memory a scan may plan to use over all devices: half of what the devices report, or
-    size.host_gb on a CPU (whose devices share the host)."""
+    """Memory a scan may plan to use over all devices: size.host_gb on a CPU (whose devices
+    share the host), else half of what the devices report (16 GiB each if they do not say)."""
     devices = jax.devices()
-    stats = devices[0].memory_stats() if devices[0].platform != "cpu" else None
-    if stats and stats.get("bytes_limit"):
-        return 0.5 * stats["bytes_limit"] * len(devices)
-    return size.host_gb * 2 ** 30
+    if devices[0].platform == "cpu":
+        return size.host_gb * 2 ** 30
+    limit = (devices[0].memory_stats() or {}).get("bytes_limit") or 32 * 2 ** 30
+    return 0.5 * limit * len(devices)
 
 
 # ---------------------------------------------------------------- matmul rate
@@ -270,6 +271,7 @@ def speed_rows(size: Size, deadline: float) -> list[dict]:
     for name, (models, n, m, steps, base_steps) in speed.WORKLOADS.items():
         if size.tiny:
             models, steps, base_steps = min(models, 8 * len(jax.devices())), 10, 2
+        base_steps *= size.torch_steps
         row = {"workload": name, "models": models, "n": n, "m": m}
         if time.perf_counter() > deadline:
             rows.append({**row, "error": "skipped: the time budget was spent"})
@@ -567,7 +569,7 @@ def markdown(report: dict) -> str:
 def _bits(equal: bool, diff: float | None) -> str:
     if equal:
         return "bit-identical"
-    return "DIFFERENT" + (f" (max |diff| {diff:.1e})" if diff is not None else "")
+    return "not bit-identical" + (f": max |diff| {diff:.1e}" if diff is not None else "")
 
 
 def _jsonable(x):
@@ -626,7 +628,8 @@ def main(argv=None) -> dict:
     section("matmul", lambda: matmul(size))
     section("golden", golden)
     section("identity", identity)
-    section("speed", lambda: speed_rows(size, t0 + 0.3 * budget))
+    # speed may take 30% of the budget from when it starts; the scans share what is left
+    section("speed", lambda: speed_rows(size, time.perf_counter() + 0.3 * budget))
     section("saturation", lambda: scans(size, deadline - 10))
     section("advice", lambda: entries_advice(report["saturation"]))
     section("useful", lambda: useful(report))
