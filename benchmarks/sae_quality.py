@@ -207,7 +207,13 @@ def main(argv=None) -> int:
                    help="toysuper's runs to train (labels of `runs`)")
     p.add_argument("--peer-python", default=None)
     p.add_argument("--write", default=None, help="a markdown file to put the table in")
+    p.add_argument("--from-rows", default=None,
+                   help="print the table of the JSON rows an earlier run printed (a file), no training")
     args = p.parse_args(argv)
+    if args.from_rows:
+        lines = Path(args.from_rows).read_text().splitlines()
+        print(table([json.loads(ln) for ln in lines if ln.startswith("{")]))
+        return 0
     kinds = args.kinds.split(",")
     l1 = tuple(float(v) for v in args.l1.split(","))
     peer_l1 = tuple(float(v) for v in (args.peer_l1 or args.l1).split(","))
