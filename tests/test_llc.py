@@ -370,3 +370,20 @@ def test_kgon_measurements_read_their_variant_from_llc_kgons():
     assert MEASURES["kgon_half_hessian_rank"].fn(res, variant="5-") == 7.0
     with pytest.raises(ValueError, match="no single row"):
         MEASURES["kgon_llc"].fn(res, variant="4+")
+
+
+def test_kgon_jump_share_counts_models_whose_six_feature_plateau_ends_lower_and_more_complex():
+    import types
+
+    import pandas as pd
+
+    from toysuper.measures import MEASURES
+
+    snap = pd.DataFrame({"model": [0, 0, 0, 1, 1, 1, 2, 2],
+                         "step": [1, 2, 3, 1, 2, 3, 1, 2],
+                         "k": [2, 6, 5, 6, 6, 5, 2, 5],
+                         "loss": [0.2, 0.07, 0.06, 0.07, 0.069, 0.06, 0.2, 0.06],
+                         "llc": [-3.0, 5.5, 6.7, 5.6, 5.7, 5.0, -4.0, 6.7]})
+    res = types.SimpleNamespace(derived={"llc_snapshots": snap})
+    # model 0 jumps 6 -> 5 with loss down and LLC up; model 1's LLC falls; model 2 has no k = 6
+    assert MEASURES["kgon_jump_share"].fn(res) == 0.5

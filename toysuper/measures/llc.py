@@ -39,3 +39,19 @@ def kgon_llc_fixed(res, variant: str) -> float:
          "k-gon `variant`: its learning coefficient if it is a regular point of its critical set")
 def kgon_half_hessian_rank(res, variant: str) -> float:
     return float(_kgon(res, variant)["hessian_rank"]) / 2
+
+
+@measure("kgon_jump_share", "among models with a snapshot of k = `before` features, the share "
+         "whose last snapshot has k = `after`, a lower loss and a higher LLC than the last "
+         "k = `before` snapshot (table llc_snapshots)")
+def kgon_jump_share(res, before: int = 6, after: int = 5) -> float:
+    snap = tables.get(res, "llc_snapshots").sort_values(["model", "step"])
+    went, total = 0, 0
+    for _, rows in snap.groupby("model"):
+        seen = rows[rows["k"] == before]
+        if not len(seen):
+            continue
+        total += 1
+        start, end = seen.iloc[-1], rows.iloc[-1]
+        went += bool(end["k"] == after and end["loss"] < start["loss"] and end["llc"] > start["llc"])
+    return went / total if total else float("nan")
