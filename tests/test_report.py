@@ -102,8 +102,9 @@ def test_index_lists_every_experiment_with_its_numbers(site, browser):
     assert all(f"{n} {verdict}" in text["intro"] for verdict, n in counts.items())
     assert "Measured" not in text["intro"]
     assert "no claims measured" in text["nonuniform"]
-    # phase_n2's stored sweep holds 36 local minima, which its experiment file declares
-    assert "local minima: 36 of 1,024 cells" in text["phase_n2"]
+    # phase_n2's stored sweep holds 1 local minimum after its polish rounds, which its
+    # experiment file declares
+    assert "local minima: 1 of 1,024 cells" in text["phase_n2"]
     assert "traps declared: yes" in text["phase_n2"] and "traps declared: no" in text["intro"]
     assert "diverged: 0" in text["nonuniform"] and "models: 512" in text["nonuniform"]
 
