@@ -75,7 +75,10 @@ def after(out, cfg: dict, res, progress: bool = False):
             if stop:
                 if state["rounds"] and state["stopped"] is None:
                     # rounds stored since the derived tables and figures were last made (here,
-                    # or by a polish cut short before it could make them)
+                    # or by a polish cut short before it could make them). The stored ones
+                    # describe the models before the rounds: none may be read while the others
+                    # are made (claims read phase.parquet, made after them).
+                    res.derived.clear()
                     outputs.make(res)
                 if state["stopped"] != stop:
                     state["stopped"] = stop
