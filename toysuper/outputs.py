@@ -44,10 +44,11 @@ EVERY = ("claims",)
 def table_names(cfg: dict, figure_list=None) -> list[str]:
     """The tables every run makes, the experiment's own and those its figures read, each once."""
     always = ALWAYS if settings.family(cfg) == "toys" else SAE_ALWAYS
-    own = list(always) + list(EVERY) + _known(cfg, "tables", tables.DERIVED)
+    own = list(always) + _known(cfg, "tables", tables.DERIVED)
     used = [t for f in (figure_names(cfg) if figure_list is None else figure_list)
             for t in figures.FIGURES[f].tables]
-    return list(dict.fromkeys(own + used))
+    # claims last: they read the other tables, which are made afresh first
+    return [t for t in dict.fromkeys(own + used) if t not in EVERY] + list(EVERY)
 
 
 def check(cfg: dict, sweep: list[dict]) -> None:
