@@ -387,3 +387,39 @@ def test_kgon_jump_share_counts_models_whose_six_feature_plateau_ends_lower_and_
     res = types.SimpleNamespace(derived={"llc_snapshots": snap})
     # model 0 jumps 6 -> 5 with loss down and LLC up; model 1's LLC falls; model 2 has no k = 6
     assert MEASURES["kgon_jump_share"].fn(res) == 0.5
+
+
+SPLIT = """
+import json, sys, jax, numpy as np
+sys.path.insert(0, {tests!r})
+import test_llc as t
+from toysuper import llc
+sets = [t._regression(3, seed) for seed in (0, 1, 2)]
+X, y, w = (np.stack([s[j] for s in sets]) for j in range(3))
+keys = jax.random.split(jax.random.PRNGKey(5), 3)
+c = llc.estimate(t._mse, (X, y), w, keys, t.SHORT._replace(rounds=2), models=True)
+print(json.dumps([jax.device_count(), c.lambdas.tolist(), c.loss[:, :, -1].tolist()]))
+"""
+
+
+def test_models_split_over_two_devices_give_the_estimates_of_one():
+    """llc.estimate splits the model axis over every device (3 models padded to 4 on 2): each
+    model's chains, keyed by its own key, come out as on one device."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env.pop("JAX_NUM_CPU_DEVICES", None)
+    out = subprocess.run([sys.executable, "-c", SPLIT.format(tests=str(Path(__file__).parent))],
+                         env=env, capture_output=True, text=True, check=True)
+    devices, lambdas, last = json.loads(out.stdout.strip().splitlines()[-1])
+    sets = [_regression(3, seed) for seed in (0, 1, 2)]
+    X, y, w = (np.stack([s[j] for s in sets]) for j in range(3))
+    keys = jax.random.split(jax.random.PRNGKey(5), 3)
+    one = llc.estimate(_mse, (X, y), w, keys, SHORT._replace(rounds=2), models=True)
+    assert devices == 2 and jax.device_count() == 1
+    np.testing.assert_allclose(lambdas, one.lambdas, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(last, one.loss[:, :, -1], rtol=1e-5, atol=1e-7)

@@ -34,7 +34,8 @@ The default procedure (`estimate`, docs/llc.md "Choosing the settings"), per cal
      still moving at the last round is flagged as biased by its settings.
 
 Written for one chain of one model (`_chain`), mapped over chains (jax.vmap of keys) and over
-models (jax.vmap of w*, data and per-model constants); one program compiles per loss function,
+models (jax.vmap of w*, data and per-model constants), the models split over every device as
+training splits them (a "models" mesh); one program compiles per loss function,
 array shape and (chains, draws, burn_in, batch). Diagnostics (`summary`): a chain diverged (a
 non-finite loss), drifted (moved further from w* than `scale`: ||w*||, or the distance the
 localization alone lets flat directions wander, 2 sqrt(d / gamma), whichever is larger: a
@@ -54,6 +55,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from toysuper.errors import ConfigError
 
@@ -289,11 +291,36 @@ def refine(sampler: Sampler, n: int) -> Sampler:
                             burn_in=0)
 
 
+def _spread(args, shared: tuple, width: int):
+    """The model axis of `args` split over every device, as training splits its models: padded
+    (repeating the last model) to a multiple of the device count and sharded on a "models" mesh;
+    the `shared` entries (one data set for all) are replicated. One device: left as they are."""
+    devices = jax.devices()
+    if len(devices) == 1:
+        return args
+    mesh = Mesh(np.array(devices), ("models",))
+    pad = -width % len(devices)
+
+    def put(a, split):
+        if not split:
+            return jax.device_put(a, NamedSharding(mesh, PartitionSpec()))
+        a = jnp.asarray(a)
+        if pad:
+            a = jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)])
+        return jax.device_put(a, NamedSharding(mesh, PartitionSpec("models")))
+
+    return tuple(None if x is None else jax.tree.map(lambda a, sp=not sh: put(a, sp), x)
+                 for x, sh in zip(args, shared))
+
+
 def _run(loss, data, w_star, keys, s: Sampler, aux, shared_data, width, n_beta, start=None):
+    """One round's chains of every model; the model axis split over every device."""
     static = s._replace(eps=None, gamma=None, n_beta=None, rounds=None)
-    return _program(loss, static, shared_data, aux is not None, start is not None)(
-        w_star, data, aux, keys, jnp.broadcast_to(jnp.asarray(s.eps, jnp.float32), (width,)),
-        jnp.full(width, s.gamma, jnp.float32), n_beta, start)
+    args = (w_star, data, aux, keys, jnp.broadcast_to(jnp.asarray(s.eps, jnp.float32), (width,)),
+            jnp.full(width, s.gamma, jnp.float32), n_beta, start)
+    args = _spread(args, (False, shared_data, False, False, False, False, False, False), width)
+    out = _program(loss, static, shared_data, aux is not None, start is not None)(*args)
+    return jax.tree.map(lambda a: a[:width], out)
 
 
 def _fold(key, r):
