@@ -10,7 +10,7 @@ Workloads (the data generated here with NumPy and handed to the peer as an .npz)
               localization, 4 chains x 500 draws, no burn-in, batch 100.
   5-gon       the tied 6-in-2 model x' = ReLU(W^T W x + b) at a regular 5-gon fitted to the
               one-hot data set of n = 1000 (llc_models.fit_kgon, as benchmarks/llc_kgons.py);
-              llc_models.SAMPLER at n beta 144.8: eps 1e-3, gamma 10 (devinterp's
+              llc_dynamics.SNAPSHOT_SAMPLER at n beta 144.8: eps 1e-3, gamma 10 (devinterp's
               localization), 4 chains x 2,000 draws after 500 burn-in, batch 100.
   long        both sides again with --long-chains chains (and --long-draws for the
               regression): the 4-chain runs' standard errors are too wide to compare estimates.
@@ -44,11 +44,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from toysuper import config, llc, llc_models, train
+from toysuper import config, llc, llc_dynamics, llc_models, train
 
 D, N = 10, 1000
-REG = llc.Sampler(eps=5e-3, gamma=0.0, chains=4, draws=500, burn_in=0, batch=100, n_beta=12.8)
-KGON = llc_models.SAMPLER._replace(n_beta=144.8)
+# fixed settings, one round each (llc's default procedure would add its pilot and refinements)
+REG = llc.Sampler(eps=5e-3, gamma=0.0, chains=4, draws=500, burn_in=0, batch=100, n_beta=12.8,
+                  rounds=1)
+KGON = llc_dynamics.SNAPSHOT_SAMPLER._replace(n_beta=144.8)
 
 
 def regression_data(seed: int):
