@@ -150,14 +150,27 @@ def test_a_finished_run_of_an_older_schema_is_read_not_retrained_or_rewritten(tm
 
 
 def test_summary_seconds_sum_every_run_into_the_directory(tiny, tmp_path):
-    """A run that had nothing left to train once overwrote the runtime with its own 0.2 s."""
+    """A run that had nothing left to train once overwrote the runtime with its own 0.2 s; an
+    interrupted run's training was lost from it."""
     import json
 
-    out = tmp_path / "r"
-    toysuper.run(tiny, out=out, progress=False)
+    out, cfg = tmp_path / "r", dict(tiny, sweep={"model.n_hidden": [1, 2, 3]})  # 3 shapes: 3 chunks
+
+    def part_seconds(i):
+        with np.load(out / "parts" / f"chunk-{i:05d}.npz") as z:
+            return float(z["seconds"])
+
+    toysuper.run(cfg, out=out, progress=False)
     first = json.loads((out / "summary.json").read_text())
-    assert first["seconds"] == first["last_run_seconds"] > 0
-    toysuper.run(tiny, out=out, progress=False, force=True)  # nothing to train: parts/ kept
+    assert first["seconds"] == pytest.approx(sum(part_seconds(i) for i in range(3)), abs=0.01)
+    assert 0 < first["seconds"] <= first["last_run_seconds"]
+    kept = part_seconds(0) + part_seconds(1)
+    (out / "parts" / "chunk-00002.npz").unlink()  # as if the first run had stopped before it
+    (out / "summary.json").unlink()
+    toysuper.run(cfg, out=out, progress=False)
     again = json.loads((out / "summary.json").read_text())
-    assert again["trained_chunks"] == 0
-    assert again["seconds"] == pytest.approx(first["seconds"] + again["last_run_seconds"], abs=0.02)
+    assert again["trained_chunks"] == 1
+    assert again["seconds"] == pytest.approx(kept + part_seconds(2), abs=0.01)
+    toysuper.run(cfg, out=out, progress=False, force=True)  # nothing left to train
+    third = json.loads((out / "summary.json").read_text())
+    assert third["trained_chunks"] == 0 and third["seconds"] == again["seconds"]

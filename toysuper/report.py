@@ -218,7 +218,7 @@ def _facts(res, summary: dict, kept: list[int], traps: str) -> list[tuple[str, s
     if isinstance(trained, int) and isinstance(chunks, int) and trained < chunks and (
             "last_run_seconds" not in summary):
         # an older summary.json times the last run only: chunks finished before it were read
-        # from parts/ (a newer one sums every run's training, store.seconds_spent)
+        # from parts/ (a newer one sums every run's training, store.training_seconds)
         runtime += f" (the last run trained {trained} of {chunks} chunks, the rest were resumed)"
     facts = [("models", f"{n:,}", False), ("kept (one per sweep cell)", f"{len(kept):,}", False),
              ("runtime", runtime, False)]
@@ -497,7 +497,7 @@ def scoreboard(entries: list[dict]) -> str:
         claims = e["claims"]
         if claims is None or not len(claims):
             rows.append({"experiment": e["slug"], "claim": NO_CLAIMS, "paper": "",
-                         "measured": None, "verdict": ""})
+                         "measured": "", "verdict": ""})
             continue
         for c in claims.to_dict("records"):
             paper = " · ".join(str(c.get(k) or "") for k in ("paper", "where") if c.get(k))

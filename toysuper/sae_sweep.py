@@ -201,24 +201,21 @@ def run(cfg: dict, out=None, force=False, progress=True) -> SaeResults | None:
     try:
         done = hosts.finished_chunks(out, cfg, force, chunks, lock)
         trained = sum(v is None for v in done.values())
-        before = store.seconds_spent(out)
+        clock = [time.time()]  # when the chunk being trained started
 
         def save(c, arrays):
+            start, clock[0] = clock[0], time.time()
             if hosts.writer():
-                store.save_part(out, c.index, np.array(c.ids), *arrays)
-                store.record_seconds(out, before + time.time() - t0)
+                store.save_part(out, c.index, np.array(c.ids), *arrays, seconds=clock[0] - start)
 
         train_chunks(sweep, chunks, done, progress, save)
         if not hosts.writer():
             hosts.written()
             return None
         tabs, weights = tables(cfg, sweep, chunks, done)
-        now = time.time() - t0
-        store.record_seconds(out, before + now)
         store.write_sae_results(out, tabs, weights, {
             "saes": len(sweep), "chunks": len(chunks), "trained_chunks": trained,
-            "diverged": int(tabs["saes"]["diverged"].sum()), "seconds": round(before + now, 2),
-            "last_run_seconds": round(now, 2)})
+            "diverged": int(tabs["saes"]["diverged"].sum()), **store.timing(out, t0)})
         res = store.load(out)
         every = bool(res.saes["diverged"].all())
         outputs.make(res, figure_list=[] if every else None)  # nothing finite to draw

@@ -115,19 +115,24 @@ def finished_run(out: Path, cfg: dict, force: bool):
         return None
 
 
-SECONDS = "seconds.json"  # in parts/: training seconds summed over every run into this directory
+def training_seconds(out: Path) -> float:
+    """Seconds spent training the finished chunks in `out` (each part keeps its own, so runs
+    that were interrupted and resumed all count; parts written before this kept none)."""
+    total = 0.0
+    for part in sorted((Path(out) / "parts").glob("chunk-*.npz")):
+        try:
+            with open(part, "rb") as fh, np.load(fh) as z:
+                total += float(z["seconds"]) if "seconds" in z.files else 0.0
+        except DAMAGED:  # said when the part is read for its models (load_part)
+            pass
+    return total
 
 
-def seconds_spent(out: Path) -> float:
-    """Seconds the runs into `out` spent so far (parts/seconds.json; 0 when there is none)."""
-    try:
-        return float(json.loads((Path(out) / "parts" / SECONDS).read_text())["seconds"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0.0
-
-
-def record_seconds(out: Path, seconds: float) -> None:
-    write_text(Path(out) / "parts" / SECONDS, json.dumps({"seconds": round(seconds, 2)}) + "\n")
+def timing(out: Path, t0: float) -> dict:
+    """summary.json's seconds: training summed over every run into `out` (training_seconds),
+    and the wall time of the run that started at t0."""
+    return {"seconds": round(training_seconds(out), 2),
+            "last_run_seconds": round(time.time() - t0, 2)}
 
 
 def prepare(out: Path, cfg: dict, force: bool) -> None:
@@ -298,8 +303,11 @@ def part_path(out: Path, index: int) -> Path:
     return Path(out) / "parts" / f"chunk-{index:05d}.npz"
 
 
-def save_part(out: Path, index: int, ids, params: dict, history, final, snapshots=None) -> None:
+def save_part(out: Path, index: int, ids, params: dict, history, final, snapshots=None,
+              seconds: float = 0.0) -> None:
+    """A finished chunk, with the seconds its training took (training_seconds)."""
     arrays = {f"param/{k}": v for k, v in params.items()}
+    arrays["seconds"] = np.float64(seconds)
     arrays.update({f"snap/{k}": v for k, v in (snapshots or {}).items()})
     _savez(part_path(out, index), dict(ids=ids, history=history, final=final, **arrays))
 

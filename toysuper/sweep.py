@@ -116,12 +116,12 @@ def run(experiment, overrides=(), out=None, force=False, progress=True) -> Resul
     try:
         done = hosts.finished_chunks(out, cfg, force, chunks, lock)
         trained = sum(v is None for v in done.values())
-        before = store.seconds_spent(out)
+        clock = [time.time()]  # when the chunk being trained started
 
         def save(c, arrays):
+            start, clock[0] = clock[0], time.time()
             if hosts.writer():
-                store.save_part(out, c.index, np.array(c.ids), *arrays)
-                store.record_seconds(out, before + time.time() - t0)
+                store.save_part(out, c.index, np.array(c.ids), *arrays, seconds=clock[0] - start)
 
         train_chunks(sweep, chunks, done, progress, save)
         if not hosts.writer():
@@ -130,7 +130,7 @@ def run(experiment, overrides=(), out=None, force=False, progress=True) -> Resul
         tables, weights, snapshots = assembled(sweep, chunks, done)
         store.write_results(out, tables, weights, snapshots, {
             "models": len(sweep), "chunks": len(chunks), "trained_chunks": trained,
-            "diverged": int(tables["models"]["diverged"].sum()), **_timing(out, before, t0)})
+            "diverged": int(tables["models"]["diverged"].sum()), **store.timing(out, t0)})
         res = store.load(out)  # figures read what was stored, exactly as `toysuper plot` will
         if res.models["diverged"].all():  # nothing finite to draw: the tables, and say so
             outputs.make(res, figure_list=[])
@@ -159,14 +159,6 @@ def _finished(out: Path, res):
     store.notice(f"'{out}' holds this experiment's finished results: nothing is trained or "
                  f"rewritten (`toysuper plot {out}` redraws its figures, --force retrains)")
     return res
-
-
-def _timing(out: Path, before: float, t0: float) -> dict:
-    """summary.json's seconds: summed over every run into `out` (parts/seconds.json), and this
-    run's own."""
-    now = time.time() - t0
-    store.record_seconds(out, before + now)
-    return {"seconds": round(before + now, 2), "last_run_seconds": round(now, 2)}
 
 
 def describe_plan(experiment, overrides=(), out=None, probe=True) -> str:
