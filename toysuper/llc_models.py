@@ -3,7 +3,8 @@ and the regular k-gon solutions of Chen et al. (2023) it is checked on.
 
 Derived tables `llc` (per model: the estimate, its standard error across chains, n beta and the
 diagnostics) and `llc_traces` (per model, chain and SGLD step: the minibatch loss at w_t and at
-w*, and the drift ||w_t - w*|| / ||w*||), made together by one run of the chains.
+w*, and the drift ||w_t - w*|| / max(||w*||, 2 sqrt(d / gamma))), made together by one run of
+the chains (the last round of llc's default procedure).
 
 The LLC is a property of a model and a data set of size n. A finite-data model (data.dataset_size
 = T > 0) is measured on its own training set, n = T (drawn again from its key, as it was
