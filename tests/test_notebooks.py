@@ -1,5 +1,6 @@
 """The notebooks in notebooks/ run top to bottom in the project's own environment, every cell tagged
-`figure` draws an image, and no output is committed (git keeps them stripped)."""
+`figure` draws an image, every cell tagged `progress` shows its progress bar as a Jupyter widget
+(tqdm.auto with ipywidgets), and no output is committed (git keeps them stripped)."""
 
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 KERNEL = "toysuper-tests"
+WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +50,9 @@ def test_notebook_runs_and_draws(path, kernel):
         if cell.cell_type == "code" and "figure" in cell.metadata.get("tags", []):
             images = [o for o in cell.outputs if "image/png" in o.get("data", {})]
             assert images, f"{path.name}, cell {i} (tagged figure) drew nothing:\n{cell.source}"
+        if cell.cell_type == "code" and "progress" in cell.metadata.get("tags", []):
+            bars = [o for o in cell.outputs if WIDGET in o.get("data", {})]
+            assert bars, f"{path.name}, cell {i} (tagged progress) showed no progress widget"
         if cell.cell_type == "code":
             errors = [o for o in cell.outputs if o.output_type == "error"]
             assert not errors, f"{path.name}, cell {i} raised {errors[0].ename}"
