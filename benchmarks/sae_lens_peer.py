@@ -71,12 +71,15 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=1024)
     p.add_argument("--lr", type=float, default=3e-4, help="3e-4 is train_toy_sae's default")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--given", default=None, help="an .npz of features, densities and h")
     p.add_argument("--out", required=True)
     a = p.parse_args()
 
     # Setup (untimed). The dictionary has its own seeded generator; the SAE's initialisation
     # and the activation generator draw from torch's global generator, seeded here.
+    if a.threads:
+        torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     feature_dict = FeatureDictionary(a.n_features, a.n_hidden, initializer=None, seed=a.seed)
     given = np.load(a.given) if a.given else None

@@ -79,10 +79,12 @@ def runs(spec: dict, l1: tuple) -> list[tuple]:
                 for c, v in ((0.0, 1.0), (1 / 32, 1.0), (1.0, 1.0), (1 / 32, 0.1))]
     four_topk = [{"sae.init_norm": v, "train.seed": s} for v in (1.0, 0.1) for s in (0, 1)]
     four_l1 = [{"sae.init_norm": v, "sae.l1_coefficient": c} for v in (1.0, 0.1) for c in l1]
+    l1_seeds = [{"sae.init_norm": 0.1, "sae.l1_coefficient": l1[0], "train.seed": s} for s in range(4)]
     return [("topk", "topk", aux, four_aux),
             ("topk seeds", "topk", {}, four_topk),
             ("relu_l1", "relu_l1", {}, four_l1),
-            ("relu_l1 clip 1", "relu_l1", {"sae.grad_clip": 1.0}, four_l1)]
+            ("relu_l1 clip 1", "relu_l1", {"sae.grad_clip": 1.0}, four_l1),
+            ("relu_l1 seeds", "relu_l1", {}, l1_seeds)]
 
 
 def experiment(spec: dict, kind: str, shape: dict, cases: list[dict], samples: int) -> dict:
@@ -150,7 +152,7 @@ def ours(spec, label, kind, shape_settings, cases, samples, x, h) -> list[dict]:
     return rows
 
 
-def peer(python, spec, kind, l1, samples, hp, x, h) -> dict:
+def peer(python, spec, kind, l1, samples, hp, x, h, threads=0, seed=0) -> dict:
     """SAELens on the same dictionary and law, scored here."""
     with tempfile.TemporaryDirectory() as tmp:
         given, out = Path(tmp) / "given.npz", Path(tmp) / "peer.npz"
@@ -159,14 +161,15 @@ def peer(python, spec, kind, l1, samples, hp, x, h) -> dict:
                "--n-features", str(spec["n"]), "--n-hidden", str(spec["m"]),
                "--d-sae", str(spec["d"]), "--k", str(spec["k"]), "--l1", str(l1),
                "--samples", str(samples), "--batch", str(BATCH), "--lr", str(LR),
-               "--given", str(given), "--out", str(out)]
+               "--threads", str(threads), "--seed", str(seed), "--given", str(given), "--out", str(out)]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
             raise RuntimeError(f"the peer failed:\n{done.stderr[-3000:]}")
         line = json.loads([ln for ln in done.stdout.splitlines() if ln.startswith("{")][-1])
         z = np.load(out)
         decoder, f = z["decoder"], z["codes"]
-    knobs = f" (l1 {l1:g})" if kind == "relu_l1" else ""
+    knobs = f"l1 {l1:g}, " if kind == "relu_l1" else ""
+    knobs = f" ({knobs}seed {seed})"
     return {"side": "SAELens", "run": f"{kind}{knobs}", "kind": kind, "settings": {"l1": l1},
             "samples": line["samples"], "seconds": line["seconds"], "saes": 1,
             "versions": (line["torch_version"], line["sae_lens_version"]),
@@ -202,6 +205,9 @@ def main(argv=None) -> int:
     p.add_argument("--dicts", default="bench,large")
     p.add_argument("--kinds", default="topk,relu_l1")
     p.add_argument("--l1", default="0.3,0.1", help="L1 coefficients (two: a chunk holds four SAEs)")
+    p.add_argument("--peer-seed", type=int, default=0, help="the peer's seed (its SAE and its data)")
+    p.add_argument("--peer-threads", type=int, default=0, help="the peer's torch threads (0: default)")
+    p.add_argument("--peer-kinds", default=None, help="the kinds the peer trains (default: --kinds)")
     p.add_argument("--peer-l1", default=None, help="the peer's L1 coefficients (default: --l1)")
     p.add_argument("--runs", default="topk,relu_l1,relu_l1 clip 1",
                    help="toysuper's runs to train (labels of `runs`)")
@@ -212,7 +218,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.from_rows:
         lines = Path(args.from_rows).read_text().splitlines()
-        print(table([json.loads(ln) for ln in lines if ln.startswith("{")]))
+        text = table([json.loads(ln) for ln in lines if ln.startswith("{")])
+        print(text)
+        if args.write:
+            write(Path(args.write), text)
         return 0
     kinds = args.kinds.split(",")
     l1 = tuple(float(v) for v in args.l1.split(","))
@@ -235,10 +244,11 @@ def main(argv=None) -> int:
         spec = DICTIONARIES[name]
         _, hp, x, h = source(spec)
         if args.peer_python:
-            for kind in kinds:
+            for kind in (args.peer_kinds or args.kinds).split(","):
                 for c in (peer_l1 if kind == "relu_l1" else (0.0,)):
                     done([{"dict": name, **peer(args.peer_python, spec, kind, c, args.samples,
-                                                hp, x, h)}])
+                                                hp, x, h, args.peer_threads,
+                                                args.peer_seed)}])
         for label, kind, shape_settings, cases in runs(spec, l1):
             if kind in kinds and label in chosen:
                 done([{"dict": name, **r} for r in
