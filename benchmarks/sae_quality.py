@@ -27,6 +27,11 @@ of its runs below is one chunk of four SAEs differing only in per-SAE settings (
 coefficient); the settings that fix the program (aux_k, grad_clip) get a chunk each. The wall
 time of a toysuper row is its chunk's, shared by its four SAEs; compilation excluded. SAELens
 trains one SAE per run (benchmarks/sae_lens_peer.py, in its own environment).
+
+Recommended from its measurements (benchmarks/RESULTS.md, 2026-12-03) for new experiment files,
+the defaults staying as the stored results were trained: sae.init_norm = 0.1 for every kind
+(closes the ReLU + L1 gap to SAELens, lifts TopK well past it); for topk and batchtopk also
+sae.aux_k = m/2, sae.aux_dead = 200, sae.aux_coefficient = 1/32; sae.grad_clip left at 0.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ Reported: samples per second (summed over the SAEs trained at once), MCC and rec
 0.99) scored by toysuper.sae_scores on both sides' decoders. The peer runs in its own
 environment (benchmarks/sae_lens_peer.py: torch 2.13.0 CPU, then sae-lens), as a subprocess;
 without --peer-python only toysuper's side runs. Timings exclude compilation (toysuper) and
-setup (both); data generation is inside every step on both sides.
+setup (both); data generation is inside every step on both sides. Quality at equal samples on
+one shared dictionary, with the literature's scores and the lab's recommended settings, is
+benchmarks/sae_quality.py's.
 """
 
 from __future__ import annotations
