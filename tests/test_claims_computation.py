@@ -41,14 +41,14 @@ def test_kept_model_counts_and_construction_ratios():
     assert by_id[1] == (0.1, "construction") and by_id[2] == (0.01, "random")
     m = {k: MEASURES[k].fn for k in MEASURES}
     # kept: model 1 at 0.1, model 2 at 0.01
-    assert m["abs_monosemantic_neurons"](res, density=0.1) == 2
+    assert m["monosemantic_neurons"](res, density=0.1) == 2
     assert m["computed_features"](res, density=0.01) == 2
     assert m["construction_ratio"](res, stat="min", init_from="random") == 0.5
     assert m["construction_ratio"](res, stat="max", densities=[0.1]) == 3.0
     assert m["construction_ratio"](res, stat="max", kept=True) == 1.0
     assert m["kept_start_share"](res, init_from="construction") == 0.5
     with pytest.raises(ValueError, match="density 0.5"):
-        m["abs_monosemantic_neurons"](res, density=0.5)
+        m["computed_features"](res, density=0.5)
 
 
 def test_motif_counts_and_statistics():

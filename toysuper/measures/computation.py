@@ -28,13 +28,6 @@ def _models_at(res, density=None, init_from=None) -> list[int]:
     return list(models.loc[keep, "model"])
 
 
-@measure("abs_monosemantic_neurons", "monosemantic neurons (exactly one carried feature, its "
-         "strongest) of the kept model at a density")
-def monosemantic_neurons(res, density: float) -> float:
-    neurons = tables.get(res, "neurons")
-    return float(neurons.loc[neurons["model"] == _kept(res, density), "monosemantic"].sum())
-
-
 @measure("computed_features", "features computed for both signs (error under 0.2 of predicting "
          "0 for each sign) by the kept model at a density")
 def computed_features(res, density: float) -> float:

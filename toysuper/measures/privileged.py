@@ -93,12 +93,6 @@ def worst_kept_over_top_k(res) -> float:
     return float((o["eval_loss"] / o["exact_loss"]).max())
 
 
-@measure("local_minima", "sweep cells whose kept model loses to a neighbouring cell's solution "
-         "scored at its settings (neighbours.parquet)")
-def local_minima(res) -> float:
-    return float(tables.get(res, "neighbours")["local_minimum"].sum())
-
-
 @measure("most_seeds_near_kept", "largest count, over the densities at most max_density, of the "
          "seeds (the kept one included) whose loss is within `within` (relative) of the kept loss")
 def most_seeds_near_kept(res, max_density: float, within: float = 0.01) -> float:
