@@ -163,6 +163,11 @@ def test_figures_load(site, browser):
             "return Array.from(document.images).map(i => i.complete ? i.naturalWidth : 0)")
         assert len(widths) == len(list((ROOT / "results" / name / "figures").glob("*.png")))
         assert widths and all(w > 0 for w in widths), (name, widths)
+        # every figure links to itself full size: a wide one is readable beyond the page width
+        links = browser.execute_script(
+            "return Array.from(document.images).map(i => i.parentElement.tagName === 'A' "
+            "&& i.parentElement.getAttribute('href') === i.getAttribute('src'))")
+        assert all(links), (name, links)
 
 
 def test_phase_view_names_the_cell_on_hover(site, browser, tmp_path):

@@ -411,8 +411,10 @@ def _experiment_page(e: dict, figures: list[Path], files: list[str]) -> str:
     parts += e["views"]
     if figures:
         parts.append("<h2>Figures</h2>")
-        parts += [f'<figure><img src="figures/{quote(p.name)}" alt="{esc(p.stem)}">'
-                  f"<figcaption>{esc(p.name)}</figcaption></figure>" for p in figures]
+        # a wide figure (one panel per cell) is shrunk to the page: its link opens it full size
+        parts += [f'<figure><a href="figures/{quote(p.name)}"><img src="figures/{quote(p.name)}" '
+                  f'alt="{esc(p.stem)}"></a><figcaption>{esc(p.name)} (click for full size)'
+                  f"</figcaption></figure>" for p in figures]
     parts.append("<h2>Claims measured on this run</h2>")
     parts.append(_claims_html(e["claims"]))
     parts.append("<h2>Experiment file</h2>")
