@@ -51,7 +51,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from toysuper import config, plan, sae_scores, sae_train, saes, sources, train
+from toysuper import config, family, plan, sae_scores, sae_train, saes, sources, train
 
 train.use_all_cpu_cores()
 
@@ -134,7 +134,7 @@ def source(spec: dict):
 def ours(spec, label, kind, shape_settings, cases, samples, x, h) -> list[dict]:
     cfg = config.resolve(experiment(spec, kind, shape_settings, cases, samples))
     sweep = [sources.filled(s) for s in config.expand(cfg)]
-    (c,) = plan.chunks(sweep, 4096, lab=sae_train)
+    (c,) = plan.chunks(sweep, 4096, fam=family.get("saes"))
     hp = sae_train.inputs([sweep[i] for i in c.ids], c.width)
     shape = c.shape
     placed = train.place(hp)  # compile every program first, then time a whole run

@@ -35,7 +35,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from toysuper import config, plan, sae_scores, sae_train, saes, sources, train
+from toysuper import config, family, plan, sae_scores, sae_train, saes, sources, train
 
 train.use_all_cpu_cores()
 
@@ -56,7 +56,7 @@ def ours(kind: str, samples: int, seeds: int) -> dict:
     """Train `seeds` SAEs of `kind` at once; samples/s over all of them, compile excluded."""
     cfg = config.resolve(experiment(kind, samples, seeds))
     sweep = [sources.filled(s) for s in config.expand(cfg)]
-    chunks = plan.chunks(sweep, 4096, lab=sae_train)
+    chunks = plan.chunks(sweep, 4096, fam=family.get("saes"))
     assert len(chunks) == 1
     c = chunks[0]
     hp = sae_train.inputs([sweep[i] for i in c.ids], c.width)

@@ -153,13 +153,13 @@ def test_an_unknown_derived_table_is_a_clear_error():
 
 def test_the_progress_bar_counts_model_steps():
     """Two shapes of 2 models each, 100 and 200 steps: 600 model-steps (it once said 300)."""
-    from toysuper import config, plan, sweep
+    from toysuper import config, engine, family, plan
 
-    cfg = sweep.resolve({"name": "p", "model": {"n_features": 5, "n_hidden": 2},
-                         "train": {"log_every": 50},
-                         "sweep": {"train.steps": [100, 200], "data.density": [1.0, 0.1]}})
+    cfg = engine.resolve({"name": "p", "model": {"n_features": 5, "n_hidden": 2},
+                          "train": {"log_every": 50},
+                          "sweep": {"train.steps": [100, 200], "data.density": [1.0, 0.1]}})
     chunks = plan.chunks(config.expand(cfg), 4096)
-    bar = sweep._progress(4, chunks, enabled=True)
+    bar = engine._progress(family.default(), 4, chunks, enabled=True)
     try:
         assert bar.total == 2 * 100 + 2 * 200
     finally:

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import toysuper
-from toysuper import cli, config, optima, report, sae_sweep, store, sweep, tables, upgrade, verdicts
+from toysuper import cli, config, engine, family, optima, report, store, tables, upgrade, verdicts
 from toysuper.figures import style
 
 # lr 1e12 overflows every model within the first logged interval; 3e-3 trains normally
@@ -23,7 +23,7 @@ DIVERGING = {"data.density": [1.0, 0.1], "train.lr": [3e-3, 1e12]}
 def experiment_file(tmp_path, cfg) -> str:
     """A TOML experiment file holding the config dict `cfg` (for the command line)."""
     path = tmp_path / f"{cfg['name']}.toml"
-    path.write_text(config.to_toml(sweep.resolve(cfg)))
+    path.write_text(config.to_toml(engine.resolve(cfg)))
     return str(path)
 
 
@@ -178,7 +178,7 @@ def test_sae_sweeps_count_diverged_saes_as_losing_everywhere(which, tmp_path, ca
     assert c.trapped == c.diverged  # these settings: every trained SAE beats the trivial one
     assert not labels.loc[labels["diverged"], "beats_trivial"].any()
     assert "beats_trivial" not in pd.read_parquet(out / "saes.parquet")  # derived, not stored
-    line = sae_sweep.summary(res)
+    line = family.get("saes").summary(res)
     assert "-" not in line.split(";")[0] and (
         f"{c.trapped} of {c.total} SAEs do NOT" in line if c.trapped else "all 1 SAEs" in line)
     text, flagged = style.footnote_text(res)
@@ -230,7 +230,7 @@ def test_a_damaged_part_is_trained_again_never_read_as_finished(how, tiny, tmp_p
     (out / "summary.json").unlink()  # as if stopped after its parts: finished runs read as stored
     part = out / "parts" / "chunk-00001.npz"
     damage(part, how)
-    assert "1 of 2 chunks already finished" in sweep.describe_plan(cfg, out=out, probe=False)
+    assert "1 of 2 chunks already finished" in engine.describe_plan(cfg, out=out, probe=False)
     capsys.readouterr()
 
     again = toysuper.run(cfg, out=out, progress=False)

@@ -8,7 +8,7 @@ import optax
 import pandas as pd
 import pytest
 
-from toysuper import config, finite_data, metrics, optima, scaling, settings, sweep, train
+from toysuper import config, engine, finite_data, metrics, optima, scaling, settings, train
 from toysuper.errors import ConfigError
 from toysuper.results import Results
 
@@ -121,7 +121,7 @@ def test_a_small_training_set_is_memorised_and_judged_on_its_own_loss():
            "train": {"steps": 1500, "batch": 64, "log_every": 100, "lr": 0.01,
                      "eval_batch": 4096, "schedule": "cosine", "warmup": 100},
            "sweep": {"train.seed": [0, 1]}}
-    res = sweep.train_sweep(cfg)
+    res = engine.train_sweep(cfg)
     models = res.models
     assert (models["train_loss"] < 0.2 * models["loss"]).all()  # memorised, not generalised
     verdicts = optima.table(res)

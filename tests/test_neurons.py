@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from toysuper import config, neurons, optima, sweep
+from toysuper import config, engine, neurons, optima
 from toysuper.config import ConfigError
 from toysuper.measures import MEASURES
 
@@ -121,7 +121,7 @@ def test_the_computation_model_with_m_2n_learns_abs_of_every_feature(tmp_path):
            "data": {"law": "signed", "density": 1.0}, "tables": ["computation", "neurons", "motifs"],
            "figures": ["neuron_weights", "computed_features", "asymmetric_motif"],
            "train": {"steps": 3000, "batch": 256, "log_every": 100, "eval_batch": 1024, "lr": 1e-2}}
-    res = sweep.run(cfg, out=tmp_path / "r", progress=False)
+    res = engine.run(cfg, out=tmp_path / "r", progress=False)
     comp = res.derived["computation"]
     assert (comp["relative"] < 1e-3).all(), comp
     assert comp["computed"].all()
@@ -145,7 +145,7 @@ def test_privileged_basis_dense_gives_each_top_feature_a_monosemantic_neuron(tmp
            "data": {"importance": {"decay": 0.75}, "density": 0.75}, "tables": ["neurons"],
            "train": {"steps": 4000, "batch": 256, "log_every": 100, "eval_batch": 1024, "lr": 1e-2},
            "sweep": {"train.seed": [0, 1]}}
-    res = sweep.run(cfg, out=tmp_path / "r", progress=False)
+    res = engine.run(cfg, out=tmp_path / "r", progress=False)
     t = res.derived["neurons"]
     for _, rows in t.groupby("model"):
         mono = rows[rows["monosemantic"]]
@@ -206,7 +206,7 @@ def test_privileged_measures_read_the_kept_model_of_a_density(tmp_path):
            "data": {"importance": {"decay": 0.75}}, "tables": ["neurons"],
            "train": {"steps": 20, "batch": 64, "log_every": 10, "eval_batch": 256},
            "sweep": {"data.density": [0.5, 0.05], "train.seed": [0, 1]}}
-    res = sweep.run(cfg, out=tmp_path / "r", progress=False)
+    res = engine.run(cfg, out=tmp_path / "r", progress=False)
     kept = optima.kept_models(res)
     sparse = [m for m in kept if res.models.set_index("model").loc[m, "density"] == 0.05]
     # the codes table as if the sparse cell's kept model were the pairs model, the rest empty

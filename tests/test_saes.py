@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 import toysuper
-from toysuper import cli, config, sae_scores, sae_sweep, sae_train, saes, sources
+from toysuper import cli, config, engine, sae_scores, sae_train, saes, sources
 from toysuper.errors import ConfigError
 
 # 16 features at density 0.05 (0.8 active on average) in 8 dimensions, read by 16 top-2 latents:
@@ -434,7 +434,7 @@ def test_a_hierarchy_on_a_stored_model_refuses_a_child_denser_than_its_parent(to
     cfg = {"name": "h", "source": {"kind": "model", "results": str(toy)},
            "data": {"hierarchy": [[0, 1]]}, "sae": {"kind": "topk", "width": 8, "k": 1}}
     with pytest.raises(ConfigError, match="data.hierarchy"):  # before anything trains
-        sae_sweep.prepared(config.resolve(cfg))
+        engine.prepared(config.resolve(cfg))
 
 
 # --- 9. the literature's scores (sae_metrics, chanin_absorption) ---------------------------------

@@ -103,7 +103,7 @@ def test_results_of_schema_2_gain_the_start_settings_and_still_resume(tiny, tmp_
     """Schema 2 predates train.init_from and train.init_noise: such results started at random."""
     import pandas as pd
 
-    from toysuper import store, sweep, upgrade
+    from toysuper import engine, store, upgrade
 
     out = tmp_path / "r"
     toysuper.run(tiny, out=out, progress=False)
@@ -114,7 +114,7 @@ def test_results_of_schema_2_gain_the_start_settings_and_still_resume(tiny, tmp_
         out / "models.parquet")
     res = store.load(out)
     assert res.config["train"]["init_from"] == "random" and (res.models["init_from"] == "random").all()
-    assert store.differences(out, sweep.resolve(tiny)) == []
+    assert store.differences(out, engine.resolve(tiny)) == []
 
 
 def test_results_from_a_newer_schema_are_refused_in_one_line(tiny, tmp_path):

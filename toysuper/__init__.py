@@ -14,8 +14,8 @@ from toysuper import precision  # noqa: F401  (float32 products at full precisio
 from toysuper.errors import ConfigError, TrainingError
 from toysuper.upgrade import VERSION as __version__
 
-_LAZY = {"Results": "toysuper.results", "load": "toysuper.store", "run": "toysuper.sweep",
-         "train_sweep": "toysuper.sweep"}
+_LAZY = {"Results": "toysuper.results", "load": "toysuper.store", "run": "toysuper.engine",
+         "train_sweep": "toysuper.engine"}
 
 
 def __getattr__(name):

@@ -48,10 +48,10 @@ def main(argv=None) -> int:
 
     args = parser.parse_args(argv)
     # imported after parsing, so that --help answers without starting JAX
-    from toysuper import train
+    from toysuper import layout
     from toysuper.errors import ConfigError
 
-    train.use_all_cpu_cores()
+    layout.use_all_cpu_cores()
 
     try:
         return COMMANDS[args.command](args)
@@ -65,18 +65,18 @@ def main(argv=None) -> int:
 
 
 def _run(args) -> int:
-    from toysuper import hosts, sweep
-    from toysuper.errors import TrainingError
+    from toysuper import engine, hosts
+    from toysuper.errors import OutputsError, TrainingError
 
     if args.plan:
-        print(sweep.describe_plan(args.experiment, args.overrides, out=args.out,
-                                  probe=not args.no_probe))
+        print(engine.describe_plan(args.experiment, args.overrides, out=args.out,
+                                   probe=not args.no_probe))
         return 0
     try:
-        res = sweep.run(args.experiment, args.overrides, out=args.out, force=args.force,
-                        progress=not args.quiet)
+        res = engine.run(args.experiment, args.overrides, out=args.out, force=args.force,
+                         progress=not args.quiet)
     except TrainingError as e:
-        done = isinstance(e, sweep.OutputsError)  # trained and stored; only drawing failed
+        done = isinstance(e, OutputsError)  # trained and stored; only drawing failed
         print(f"toysuper: {'' if done else 'training failed: '}{e}", file=sys.stderr)
         return 1
     except OSError as e:  # the disk filled up or turned read-only mid-run
@@ -93,20 +93,13 @@ def _run(args) -> int:
     if res is None:  # a multi-host run's other processes: process 0 writes and reports
         print(f"process {hosts.index()} of {hosts.count()}: done; process 0 wrote the results")
         return 0
-    from toysuper import claims, optima, sae_sweep, tables
-    from toysuper.results import SaeResults
+    from toysuper import claims, engine, family, tables
 
-    if isinstance(res, SaeResults):
-        print(f"{len(res.saes)} SAEs -> {res.path}")
-        print(sae_sweep.summary(res))
-        print(claims.summary(tables.get(res, "claims")))
-        for png in sorted((res.path / "figures").glob("*.png")):
-            print(f"  {png}")
-        return 0
-    print(f"{len(res.models)} models -> {res.path}")
-    if report := sweep.diverged_report(res):
+    fam = family.of(res.config)
+    print(f"{len(engine.members(res))} {fam.noun} -> {res.path}")
+    if report := engine.diverged_report(res):
         print(report)
-    print(optima.summary(tables.get(res, "optima"), tables.get(res, "neighbours")))
+    print(fam.summary(res))
     print(claims.summary(tables.get(res, "claims")))
     for png in sorted((res.path / "figures").glob("*.png")):
         print(f"  {png}")
@@ -114,7 +107,7 @@ def _run(args) -> int:
 
 
 def _plot(args) -> int:
-    from toysuper import config, figures, outputs, settings, sources, store
+    from toysuper import config, family, figures, outputs, store
     from toysuper.errors import ConfigError
 
     res = store.load(args.results)
@@ -122,9 +115,7 @@ def _plot(args) -> int:
     for name in names or []:
         if name not in figures.FIGURES:
             raise ConfigError(f"--figure {name!r} is not one of: {', '.join(figures.FIGURES)}")
-    sweep = config.expand(res.config)
-    if settings.family(res.config) == "saes":
-        sweep = [sources.filled(s) for s in sweep]
+    sweep = family.of(res.config).prepare(res.config, config.expand(res.config))
     outputs.check(res.config, sweep)
     # tables are computed afresh: their rules may have changed since the run
     for path in outputs.make(res, names):

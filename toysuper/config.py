@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from toysuper import models, settings
+from toysuper import family as family_mod
+from toysuper import settings
 from toysuper.errors import ConfigError
 from toysuper.settings import feature_vectors
 
@@ -74,8 +75,7 @@ def resolve(raw: dict, overrides=()) -> dict:
         else:
             raise ConfigError(
                 f"unknown key '{key}'; the file may hold {', '.join(sorted(TOP_LEVEL))} "
-                f"and the sections {', '.join(sections + ('sweep',))}"
-                + ("" if family == "saes" else " (an SAE experiment has [source], [sae], ...)"))
+                f"and the sections {', '.join(sections + ('sweep',))}" + _others(family))
     for item in overrides:
         key, value = parse_override(item)
         if key == f"sweep.{CASES}":
@@ -89,6 +89,13 @@ def resolve(raw: dict, overrides=()) -> dict:
             cfg["sweep"].pop(key, None)  # a fixed value given on the command line wins over an axis
     validate(cfg)
     return cfg
+
+
+def _others(name: str) -> str:
+    """What the other families' experiment files hold, for an unknown section."""
+    others = [f"{f.described} has [{'], ['.join(settings.sections(f.name))}]"
+              for f in family_mod.every() if f.name != name]
+    return f" ({'; '.join(others)})" if others else ""
 
 
 def parse_override(item: str) -> tuple[str, object]:
@@ -274,39 +281,12 @@ def validate(cfg: dict) -> None:
     n_models = math.prod(len(axis_values(k, s)) for k, s in cfg["sweep"].items())
     if n_models < 1:
         raise ConfigError("the sweep has no models")
-    steps, log_every = _fixed_or_axis(cfg, "train.steps"), _fixed_or_axis(cfg, "train.log_every")
+    steps, log_every = fixed_or_axis(cfg, "train.steps"), fixed_or_axis(cfg, "train.log_every")
     for s in steps:
         for le in log_every:
             if s % le:
                 raise ConfigError(f"train.steps = {s} must be a multiple of train.log_every = {le}")
-            if settings.family(cfg) == "saes":
-                continue
-            for k in _fixed_or_axis(cfg, "train.snapshots"):
-                if k > s // le:
-                    raise ConfigError(f"train.snapshots = {k}: snapshots are taken every "
-                                      f"train.log_every = {le} steps, so at most {s // le} fit in "
-                                      f"train.steps = {s}")
-    if settings.family(cfg) == "saes":
-        return _check_saes(cfg)
-    for kind, law in itertools.product(_fixed_or_axis(cfg, "model.kind"), _fixed_or_axis(cfg, "data.law")):
-        if kind == "abs" and law != "signed":
-            raise ConfigError(f"model.kind = 'abs' computes |x|, which is x itself for data.law = "
-                              f"{law!r}; set data.law = 'signed' (active magnitudes U[-1, 1])")
-    for kind, wd in itertools.product(_fixed_or_axis(cfg, "model.kind"),
-                                      _fixed_or_axis(cfg, "train.weight_decay")):
-        if wd < 0 and models.MODELS[kind].embed != "W":
-            raise ConfigError(f"train.weight_decay = {wd}: a negative decay (weight growth) pulls "
-                              f"each feature's embedding column to unit norm, which only the tied "
-                              f"models have; model.kind = {kind!r} is not one of them")
-    _check_sets(cfg)
-    if "strata" in _fixed_or_axis(cfg, "train.eval"):
-        for n, b, e in itertools.product(*(_fixed_or_axis(cfg, k) for k in
-                                           ("model.n_features", "train.batch", "train.eval_batch"))):
-            if e % (b * 2**n):
-                raise ConfigError(
-                    f"train.eval = 'strata' draws train.batch points for each of the 2^n patterns "
-                    f"of active features, so train.eval_batch = {e} must be a multiple of "
-                    f"train.batch x 2^model.n_features = {b} x 2^{n} = {b * 2**n}")
+    family_mod.of(cfg).validate(cfg)  # the family's own rules across settings
 
 
 # Settings read only after training (the attack of toysuper/adversarial.py): a sweep axis over
@@ -324,17 +304,17 @@ def _check_unswept(cfg):
                               f"(attack.eps takes a list of radii, each applied to every model)")
 
 
-def _check_sets(cfg):
+def check_sets(cfg):
     """No feature in two sets; an anticorrelated set's densities sum to at most 1."""
     keys = [k for k in cfg["sweep"] if k.startswith("data.density")]
-    for corr, anti in itertools.product(_fixed_or_axis(cfg, "data.correlated"),
-                                        _fixed_or_axis(cfg, "data.anticorrelated")):
+    for corr, anti in itertools.product(fixed_or_axis(cfg, "data.correlated"),
+                                        fixed_or_axis(cfg, "data.anticorrelated")):
         members = [i for m in corr + anti for i in m]
         if len(members) != len(set(members)):
             twice = sorted({i for i in members if members.count(i) > 1})
             raise ConfigError(f"feature(s) {twice} belong to more than one set of data.correlated "
                               f"= {corr} and data.anticorrelated = {anti}")
-        if (corr or anti) and "strata" in _fixed_or_axis(cfg, "train.eval"):
+        if (corr or anti) and "strata" in fixed_or_axis(cfg, "train.eval"):
             raise ConfigError("train.eval = 'strata' weights patterns of independent features; "
                               "with correlated or anticorrelated sets use train.eval = 'sample'")
         for values in itertools.product(*(axis_values(k, cfg["sweep"][k]) for k in keys)) if anti else ():
@@ -347,42 +327,13 @@ def _check_sets(cfg):
                                       f"time, so their densities must sum to at most 1")
 
 
-def _check_saes(cfg):
-    """Rules across an SAE experiment's settings, checked on every SAE of the sweep."""
-    for one in expand(cfg):
-        kind, k, d = one["sae.kind"], one["sae.k"], one["sae.width"]
-        if kind in ("topk", "batchtopk", "matryoshka") and k > d:
-            raise ConfigError(f"sae.k = {k} is more than sae.width = {d} latents ({kind} keeps the "
-                              f"k largest of them)")
-        if one["source.kind"] == "model":
-            if not one["source.results"]:
-                raise ConfigError("source.kind = 'model' needs source.results, the results "
-                                  "directory of the toy models whose hidden states to read")
-            continue  # the stored model brings its own features and law: sources.filled checks
-        p = settings.feature_vector("data.density", one["data.density"], one["source.n_features"])
-        for key, value in one.items():
-            if m := settings.FEATURE_KEY.match(key):
-                p[int(m.group(2))] = float(value)
-        sets = one["data.correlated"] + one["data.anticorrelated"]
-        settings.check_hierarchy(one["data.hierarchy"], p, sets)
-        members = [i for g in sets for i in g]
-        if len(members) != len(set(members)):
-            raise ConfigError(f"feature(s) {sorted({i for i in members if members.count(i) > 1})} "
-                              f"belong to more than one set of data.correlated and "
-                              f"data.anticorrelated")
-        for g in one["data.anticorrelated"]:
-            if p[g].sum() > 1 + 1e-9:
-                raise ConfigError(f"data.anticorrelated set {g} has densities summing to "
-                                  f"{p[g].sum():.3g} > 1; at most one member is active at a "
-                                  f"time, so their densities must sum to at most 1")
-
-
 def _fixed(cfg) -> dict:
     """The fixed (not swept) settings as flat dotted names."""
     return {f"{s}.{k}": v for s in settings.sections(settings.family(cfg)) for k, v in cfg[s].items()}
 
 
-def _fixed_or_axis(cfg, key):
+def fixed_or_axis(cfg, key):
+    """The values `key` takes in the sweep: its axis, or its one fixed value."""
     section, name = key.split(".")
     return axis_values(key, cfg["sweep"][key]) if key in cfg["sweep"] else [cfg[section][name]]
 

@@ -25,7 +25,7 @@ def writer() -> bool:
     return jax.process_index() == 0
 
 
-def finished_chunks(out, cfg, force, plan, lock=None) -> dict:
+def finished_chunks(out, cfg, force, plan, lock=None, fam=None) -> dict:
     """{chunk index: its stored arrays, or None when it must be trained}, agreed by all processes.
 
     Process 0 takes `lock` (a store.Lock) before it touches the directory. Processes other than
@@ -37,7 +37,9 @@ def finished_chunks(out, cfg, force, plan, lock=None) -> dict:
             if lock is not None:
                 lock.acquire()
             store.prepare(out, cfg, force)
-            done = {c.index: store.load_part(out, c.index, np.array(c.ids), c.shape) for c in plan}
+            done = {c.index: store.load_part(out, c.index, np.array(c.ids),
+                                             fam.part_shapes(c.shape, len(c.ids)) if fam else None)
+                    for c in plan}
         except ConfigError as e:
             error = e
         except OSError as e:  # a read-only or full disk, a folder not ours: before any training

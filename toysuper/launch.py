@@ -29,7 +29,7 @@ import traceback
 
 import jax
 
-from toysuper import cli, hosts, train
+from toysuper import cli, hosts, layout
 
 USAGE_ERROR = 2
 # A process that stops answering is declared dead after this many seconds without a heartbeat
@@ -127,7 +127,7 @@ def _watch(args, argv) -> int:
 
 def _work(args) -> int:
     """Join the other processes and run the toysuper command."""
-    train.use_all_cpu_cores()  # before JAX starts, as the toysuper command does
+    layout.use_all_cpu_cores()  # before JAX starts, as the toysuper command does
     # CPU devices of different processes exchange arrays through gloo (JAX 0.10's default;
     # older versions had no CPU collectives unless asked)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from toysuper import claims, figures, needs, settings, store, tables
+from toysuper import claims, family, figures, needs, store, tables
 from toysuper.errors import ConfigError
 
 
@@ -22,29 +22,25 @@ def _known(cfg: dict, key: str, registry: dict) -> list[str]:
 
 def figure_names(cfg: dict) -> list[str]:
     names = _known(cfg, "figures", figures.FIGURES)
-    family = settings.family(cfg)
+    fam = family.of(cfg)
     for name in names:
-        if figures.FIGURES[name].family != family:
-            mine = [f for f, fig in figures.FIGURES.items() if fig.family == family]
-            what = "an SAE experiment" if family == "saes" else "a toy-model experiment"
+        if figures.FIGURES[name].family != fam.name:
+            mine = [f for f, fig in figures.FIGURES.items() if fig.family == fam.name]
+            what = fam.described
             raise ConfigError(f"figures: '{name}' draws {figures.FIGURES[name].family} results, "
                               f"not {what}; its figures are: {', '.join(mine)}")
     return names
 
 
-# made for every toy run: whether each model beats its trivial baselines and each cell its
-# neighbours' solutions (toysuper/optima.py)
-ALWAYS = ("optima", "neighbours")
-# made for every SAE run: whether each SAE beats its trivial solution (toysuper/verdicts.py)
-SAE_ALWAYS = ("sae_optima",)
 # made for every run of every family: the experiment's claims measured on it (toysuper/claims.py)
 EVERY = ("claims",)
 
 
 def table_names(cfg: dict, figure_list=None) -> list[str]:
     """The tables every run makes, the experiment's own and those its figures read, each once."""
-    always = ALWAYS if settings.family(cfg) == "toys" else SAE_ALWAYS
-    own = list(always) + _known(cfg, "tables", tables.DERIVED)
+    # each family's own first (toy models: optima and neighbours, whether each beats its
+    # trivial baselines and neighbours' solutions; SAEs: sae_optima)
+    own = list(family.of(cfg).always) + _known(cfg, "tables", tables.DERIVED)
     used = [t for f in (figure_names(cfg) if figure_list is None else figure_list)
             for t in figures.FIGURES[f].tables]
     # claims last: they read the other tables, which are made afresh first
@@ -56,11 +52,11 @@ def check(cfg: dict, sweep: list[dict]) -> None:
     claims.validate(cfg.get("claims", []))
     for name in figure_names(cfg):
         needs.check(figures.FIGURES[name].needs, sweep, f"figure '{name}'")
-    family = settings.family(cfg)
+    fam = family.of(cfg)
     for name in _known(cfg, "tables", tables.DERIVED):
-        if tables.DERIVED[name].family not in (family, "any"):
-            mine = [t for t, table in tables.DERIVED.items() if table.family in (family, "any")]
-            what = "an SAE experiment" if family == "saes" else "a toy-model experiment"
+        if tables.DERIVED[name].family not in (fam.name, "any"):
+            mine = [t for t, table in tables.DERIVED.items() if table.family in (fam.name, "any")]
+            what = fam.described
             raise ConfigError(f"tables: '{name}' reads {tables.DERIVED[name].family} results, not "
                               f"{what}; its tables are: {', '.join(mine)}")
     for name in table_names(cfg):

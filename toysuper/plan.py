@@ -1,9 +1,9 @@
-"""Planning a sweep: models grouped by compiled Shape, cut into chunks, and what that will cost.
+"""Planning a sweep: members grouped by compiled shape, cut into chunks, and what that will cost.
 
-Models are grouped by their static `train.Shape`; each group is cut into chunks of at most
-`run.chunk_size` models (rounded up to whole groups on every device, `train.width_quantum`) and
-within `run.memory_gb`, all padded to one width so that a Shape compiles once. A chunk is the
-unit of saving and resuming.
+Members (models, SAEs, ...) are grouped by their family's static shape (family.shape); each
+group is cut into chunks of at most `run.chunk_size` members (rounded up to whole groups on
+every device, family.width_quantum) and within `run.memory_gb`, all padded to one width so that
+a shape compiles once. A chunk is the unit of saving and resuming.
 """
 
 from __future__ import annotations
@@ -14,30 +14,31 @@ from dataclasses import dataclass
 
 import jax
 
-from toysuper import config, train
+from toysuper import config, family, layout
 from toysuper.errors import ConfigError
 
 
 @dataclass(frozen=True)
 class Chunk:
     index: int
-    shape: train.Shape
-    ids: tuple      # model ids trained in this chunk
+    shape: object   # the family's static shape (train.Shape, sae_train.SaeShape, ...)
+    ids: tuple      # member ids trained in this chunk
     width: int      # padded size of the model axis
 
 
-def chunks(settings: list[dict], chunk_size: int, memory_gb: float = math.inf, lab=train) -> list[Chunk]:
-    """Group models by Shape (in order of first appearance) and cut groups into chunks.
+def chunks(settings: list[dict], chunk_size: int, memory_gb: float = math.inf,
+           fam: family.Family | None = None) -> list[Chunk]:
+    """Group members by shape (in order of first appearance) and cut groups into chunks.
 
-    A chunk holds at most `chunk_size` models (rounded up to whole groups) and fits in
-    `memory_gb` per device by `lab.memory`'s estimate. `lab` is the module that trains them:
-    train (toy models) or sae_train (SAEs), each with Shape, width_quantum, memory, group_size,
-    inputs, programs and initial.
+    A chunk holds at most `chunk_size` members (rounded up to whole groups) and fits in
+    `memory_gb` per device by `fam.memory`'s estimate. `fam`: the family that trains them
+    (family.py), the default family (toy models) when None.
     """
+    lab = fam or family.default()
     _check_memory(memory_gb)
     groups: dict = {}
     for i, s in enumerate(settings):
-        groups.setdefault(lab.Shape.of(s), []).append(i)
+        groups.setdefault(lab.shape(s), []).append(i)
     out = []
     for shape, ids in groups.items():
         q = lab.width_quantum(shape)
@@ -51,10 +52,9 @@ def chunks(settings: list[dict], chunk_size: int, memory_gb: float = math.inf, l
                      f"devices, which share the host's memory)"
                      if devices[0].platform == "cpu" and len(devices) > 1 else "")
             raise ConfigError(
-                f"run.memory_gb = {memory_gb} is too small{share} for {shape.kind} models of "
-                f"n_features = {shape.n}, train.batch = {shape.batch}: one group of {q} models "
-                f"needs about {need:.3g} GB on each device; lower train.batch (or, where the "
-                f"machine has the memory, raise run.memory_gb)")
+                f"run.memory_gb = {memory_gb} is too small{share} for {lab.label(shape)}: one "
+                f"group of {q} {lab.noun} needs about {need:.3g} GB on each device; lower "
+                f"train.batch (or, where the machine has the memory, raise run.memory_gb)")
         width = min(width, fits // q * q)
         for start in range(0, len(ids), width):
             out.append(Chunk(len(out), shape, tuple(ids[start:start + width]), width))
@@ -82,7 +82,7 @@ def _check_memory(memory_gb: float) -> None:
                           f"set it to at most that")
 
 
-def _fits(shape, memory_gb: float, lab=train) -> int:
+def _fits(shape, memory_gb: float, lab) -> int:
     """The most models of `shape` whose chunk fits in memory_gb per device (CPU devices share
     the host's memory, so there memory_gb is shared among them)."""
     if math.isinf(memory_gb):
@@ -99,14 +99,15 @@ def _round_up(k: int, q: int) -> int:
 
 
 def describe(cfg: dict, settings: list[dict], plan: list[Chunk], done: int, probe=True,
-             lab=train) -> list[str]:
+             fam: family.Family | None = None) -> list[str]:
     """Lines saying what training `plan` takes: models, chunks, memory, and a probed time.
 
     The time comes from a probe: each Shape's segment program is compiled and one segment of
     one width quantum of models is timed on this machine, then scaled by the chunk widths.
     """
+    lab = fam or family.default()
     devices = jax.devices()
-    lines = [f"{cfg['name']}: {len(settings)} models in {len(plan)} chunks on "
+    lines = [f"{cfg['name']}: {len(settings)} {lab.noun} in {len(plan)} chunks on "
              f"{len(devices)} {devices[0].platform} device(s); "
              f"run.chunk_size = {cfg['run']['chunk_size']}, run.memory_gb = {cfg['run']['memory_gb']}"]
     total_s, host = 0.0, 0
@@ -117,9 +118,8 @@ def describe(cfg: dict, settings: list[dict], plan: list[Chunk], done: int, prob
         device_gb = (in_flight + per_model * width / len(devices)) / 2**30
         models = sum(len(c.ids) for c in mine)
         host += lab.host_bytes(shape, models)
-        label = lab.label(shape) if hasattr(lab, "label") else f"{shape.kind} n={shape.n} m={shape.m}"
-        lines.append(f"  {label} batch={getattr(shape, 'step_batch', shape.batch)} "
-                     f"steps={shape.steps}: {models} models, {len(mine)} chunk(s) of up to "
+        lines.append(f"  {lab.label(shape)} steps={shape.steps}: {models} {lab.noun}, "
+                     f"{len(mine)} chunk(s) of up to "
                      f"{width} (groups of {lab.group_size(shape)} per device), "
                      f"~{device_gb * 1024:.0f} MB per device")
         if probe:
@@ -127,11 +127,12 @@ def describe(cfg: dict, settings: list[dict], plan: list[Chunk], done: int, prob
             quanta = sum(c.width for c in mine) / lab.width_quantum(shape)
             # evaluation: eval_batch examples in blocks of train.batch, forward only (about a
             # third of a training step's work)
-            evaluated = math.ceil(shape.eval_batch / shape.batch) / shape.log_every / 3
+            evaluated = math.ceil(getattr(shape, "eval_batch", 0) / shape.batch) / shape.log_every / 3
             total_s += compile_s + quanta * seconds * (shape.steps / shape.log_every + evaluated)
-            lines.append(f"    probe: {lab.width_quantum(shape)} models x {shape.log_every} "
-                         f"steps in {seconds:.3f} s (compiled in {compile_s:.1f} s); evaluation "
-                         f"on {shape.eval_batch:,} examples each")
+            lines.append(f"    probe: {lab.width_quantum(shape)} {lab.noun} x {shape.log_every} "
+                         f"steps in {seconds:.3f} s (compiled in {compile_s:.1f} s)"
+                         + (f"; evaluation on {shape.eval_batch:,} examples each"
+                            if getattr(shape, "eval_batch", 0) else ""))
     lines.append(f"  host memory peak, mostly result tables: ~{host / 2**20:.0f} MB")
     if probe:
         left = total_s * (1 - done / len(plan))
@@ -140,17 +141,17 @@ def describe(cfg: dict, settings: list[dict], plan: list[Chunk], done: int, prob
     return lines
 
 
-def _probe(settings, chunk: Chunk, shape, lab=train) -> tuple[float, float]:
+def _probe(settings, chunk: Chunk, shape, lab) -> tuple[float, float]:
     """(seconds per segment of one width quantum, seconds to compile) for `shape`."""
     q = lab.width_quantum(shape)
-    hp = train.place(lab.inputs([settings[i] for i in chunk.ids[:q]], q))
-    prog = lab.programs(shape)
+    hp = layout.place(lab.inputs([settings[i] for i in chunk.ids[:q]], q))
+    segment, state = lab.probe(shape, hp)
     t0 = time.perf_counter()
-    state, loss = prog.segment(lab.initial(shape, hp), hp, 0)
+    state, loss = segment(state, hp, 0)
     jax.block_until_ready(loss)
     first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    state, loss = prog.segment(state, hp, 1)
+    state, loss = segment(state, hp, 1)
     jax.block_until_ready(loss)
     seconds = time.perf_counter() - t0
     return seconds, max(0.0, first - seconds)

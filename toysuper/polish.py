@@ -52,7 +52,7 @@ STOPPED = {"none beaten": "no cell is beaten by a neighbour's solution",
 
 
 def after(out, cfg: dict, res, progress: bool = False):
-    """Polish the stored results of `cfg` in `out` (`res`, as `sweep.run` returns them) for up
+    """Polish the stored results of `cfg` in `out` (`res`, as `engine.run` returns them) for up
     to cfg's run.polish rounds; returns the results as stored at the end."""
     rounds = cfg.get("run", {}).get("polish", 0)
     if not rounds or res is None:

@@ -78,7 +78,7 @@ class Results:
 
 @dataclass
 class SaeResults:
-    """A finished sweep of SAEs (toysuper/sae_sweep.py): its tables, stacked weights and config.
+    """A finished sweep of SAEs (toysuper/families/saes.py): its tables, stacked weights and config.
 
     weights: W_enc, b_enc, W_dec (as used: unit columns for the kinds that keep them), b_dec,
     features (each SAE's true feature directions, [m, n]), source_W (the source's embedding),
@@ -95,7 +95,8 @@ class SaeResults:
     derived: dict = field(repr=False, default_factory=dict)  # absorption, when hierarchical
 
     @classmethod
-    def of(cls, path, config, tables, weights, derived=None) -> "SaeResults":
+    def of(cls, path, config, tables, weights, snapshots=None, derived=None) -> "SaeResults":
+        """As Results.of; SAEs keep no snapshots."""
         plain = {k: v for k, v in weights.items() if not k.endswith(SHAPE)}
         shapes = {k[: -len(SHAPE)]: v for k, v in weights.items() if k.endswith(SHAPE)}
         extra = {k: v for k, v in tables.items() if k not in ("saes", "latents", "history")}

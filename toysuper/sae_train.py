@@ -3,7 +3,7 @@
 Settings that fix shapes (sae.kind, sae.width, sae.k, the source's n and m, the hierarchy, steps,
 batch, ...) form an `SaeShape`, compiled once; the rest (keys, the source's embedding W and
 densities, lr, penalties) are per-SAE arrays in `SaeHyper`. SAEs share train.py's layout over
-the machine (train.over_models): split over devices, vmapped in groups.
+the machine (layout.over_models): split over devices, vmapped in groups.
 
 Each step draws a fresh batch of features x from the SAE's data key, makes the activations
 h = W x (ReLU(W x) for a source with a ReLU hidden layer) and takes one Adam step on the SAE's
@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from toysuper import data, keys, saes, settings, sources, train
+from toysuper import data, keys, layout, saes, settings, sources, train
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class _ShapeBase:
         return tuple((g[0], c) for g in self.hierarchy for c in g[1:])
 
     def part_shapes(self, k: int) -> dict:
-        """The shape of every array a finished chunk of k SAEs stores (sae_sweep: parameters as
+        """The shape of every array a finished chunk of k SAEs stores (families/saes.py: parameters as
         param/NAME, the evaluation sums in the part's snapshot slot as snap/NAME)."""
         params = {"W_enc": (self.d, self.m), "b_enc": (self.d,), "W_dec": (self.m, self.d),
                   "b_dec": (self.m,)}
@@ -220,15 +220,12 @@ def evaluate_one(shape, params, hp):
 
 def group_size(shape) -> int:
     """SAEs vmapped together: about train.GROUP_ENTRIES batch entries of latents and features
-    per group on a CPU (train.group_size's reasoning), a power of two in [2, 64]."""
-    cpu = jax.devices()[0].platform == "cpu"
-    entries, most = (train.GROUP_ENTRIES, train.MAX_GROUP) if cpu else (train.ACCELERATOR_ENTRIES, 2 ** 14)
-    fit = max(1, entries // (shape.batch * (shape.d + shape.n)))
-    return int(min(max(2 ** int(math.log2(fit)), train.MIN_GROUP), most))
+    per group on a CPU (layout.group_size's reasoning), a power of two in [2, 64]."""
+    return layout.group_size(shape.batch * (shape.d + shape.n))
 
 
 def width_quantum(shape) -> int:
-    return group_size(shape) * len(jax.devices())
+    return layout.width_quantum(group_size(shape))
 
 
 def memory(shape) -> tuple[int, int]:
@@ -242,12 +239,12 @@ def memory(shape) -> tuple[int, int]:
 
 
 @functools.lru_cache(maxsize=None)
-def programs(shape) -> train.Programs:
+def programs(shape) -> layout.Programs:
     G = group_size(shape)
-    return train.Programs(
-        init=jax.jit(train.over_models(shape, init_one, 1, 1, G, "init")),
-        segment=jax.jit(train.over_models(shape, segment_one, 2, 3, G, "segment"), donate_argnums=0),
-        evaluate=jax.jit(train.over_models(shape, evaluate_one, 2, 2, G, "evaluate")),
+    return layout.Programs(
+        init=jax.jit(layout.over_models(shape, init_one, 1, 1, G, "init")),
+        segment=jax.jit(layout.over_models(shape, segment_one, 2, 3, G, "segment"), donate_argnums=0),
+        evaluate=jax.jit(layout.over_models(shape, evaluate_one, 2, 2, G, "evaluate")),
     )
 
 
@@ -284,19 +281,19 @@ def train_saes(shape, hp: SaeHyper, on_segment=lambda: None) -> Trained:
     if width % q:
         raise ValueError(f"{width} SAEs: a chunk of this shape must be a multiple of {q}")
     prog = programs(shape)
-    hp = train.place(hp)
+    hp = layout.place(hp)
     state = prog.init(hp)
     history, pending = [], None
     for seg in range(shape.steps // shape.log_every):
         state, loss = prog.segment(state, hp, seg)
         if pending is not None:  # wait for the previous segment, so the device stays busy
-            history.append(train.to_host(pending))
+            history.append(layout.to_host(pending))
             on_segment()
         pending = loss
-    history.append(train.to_host(pending))
+    history.append(layout.to_host(pending))
     on_segment()
-    scores = train.to_host(prog.evaluate(state[0], hp))
-    return Trained(train.to_host(state[0]), np.stack(history, axis=1), scores)
+    scores = layout.to_host(prog.evaluate(state[0], hp))
+    return Trained(layout.to_host(state[0]), np.stack(history, axis=1), scores)
 
 
 def host_bytes(shape, models: int) -> int:
@@ -312,10 +309,8 @@ def initial(shape, hp):
     return programs(shape).init(hp)
 
 
-Shape = SaeShape  # the names plan.py reads of a lab (train or sae_train)
-
 
 def label(shape) -> str:
     """How --plan names a shape of SAEs."""
     k = f" k={shape.k}" if shape.kind in ("topk", "batchtopk", "matryoshka") else ""
-    return f"{shape.kind} SAEs d_sae={shape.d}{k} on n={shape.n} m={shape.m}"
+    return f"{shape.kind} SAEs d_sae={shape.d}{k} on n={shape.n} m={shape.m} batch={shape.batch}"

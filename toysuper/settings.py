@@ -23,6 +23,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from toysuper import data, models, saes
+from toysuper import family as family_mod
 from toysuper.errors import ConfigError
 
 _MISSING = object()
@@ -379,56 +380,71 @@ SAE_TABLE = (
     BY_KEY["run.memory_gb"],
     BY_KEY["run.on_diverge"],
 )
-FAMILIES = {"toys": TABLE, "saes": SAE_TABLE}
-BY_FAMILY = {name: {s.key: s for s in table} for name, table in FAMILIES.items()}
-ALL = {**BY_FAMILY["saes"], **BY_KEY}  # a key's check is the same in every family
-SAE_RESTARTS = ("train.seed",)
 SAE_SHAPE_FIELDS = {s.field: s.key for s in SAE_TABLE if s.role == "shape"}
 SAE_HYPER_SCALARS = {s.field: s.key for s in SAE_TABLE if s.role == "model" and s.field}
+
+
+def table(family: str = "toys") -> tuple:
+    """A family's settings (family.py: each family declares its own)."""
+    return family_mod.get(family).settings
+
+
+def _every() -> dict:
+    """Every family's settings by key; a key's check is the same in every family."""
+    out = {}
+    for f in reversed(family_mod.every()):  # the first registered (toy models) wins a key
+        out.update({s.key: s for s in f.settings})
+    return out
 
 
 def defaults(family: str = "toys") -> dict:
     """{section: {name: default}} of one family's settings, a fresh copy."""
     out = {section: {} for section in sections(family)}
-    for s in FAMILIES[family]:
+    for s in table(family):
         section, name = s.key.split(".", 1)
         out[section][name] = copy.deepcopy(s.default)
     return out
 
 
 def sections(family: str = "toys") -> tuple:
-    return tuple(dict.fromkeys(s.key.split(".")[0] for s in FAMILIES[family]))
+    return tuple(dict.fromkeys(s.key.split(".")[0] for s in table(family)))
 
 
 def family(cfg: dict) -> str:
-    """"saes" for an experiment with an [sae] section (a raw file or a resolved config), else "toys"."""
-    return "saes" if "sae" in cfg else "toys"
+    """The name of an experiment's family (a raw file or a resolved config): family.name_of."""
+    return family_mod.name_of(cfg)
+
+
+def _feature_key(key: str, family: str) -> bool:
+    """A per-feature override (data.density[3]) of a vector setting the family has."""
+    m = FEATURE_KEY.match(key)
+    return bool(m) and any(s.key == f"data.{m.group(1)}" for s in table(family))
 
 
 def known(key: str, family: str = "toys") -> bool:
-    return (key in BY_FAMILY[family]
-            or (family == "toys" or key.endswith("]")) and bool(FEATURE_KEY.match(key)))
+    return any(s.key == key for s in table(family)) or _feature_key(key, family)
 
 
 def check_key(key: str, family: str = "toys") -> str:
     if known(key, family):
         return key
     section = key.split(".")[0]
-    table = FAMILIES[family]
+    settings = table(family)
     if section in sections(family):
-        allowed = ", ".join(s.key for s in table if s.key.startswith(section + "."))
-        if section == "data":
-            allowed += ", data.importance[i], data.density[i]" if family == "toys" else ", data.density[i]"
+        allowed = ", ".join(s.key for s in settings if s.key.startswith(section + "."))
+        allowed += "".join(f", {s.key}[i]" for s in settings if s.key.startswith(section + ".")
+                           and s.key in ("data.importance", "data.density"))
     else:
-        allowed = ", ".join(s.key for s in table)
-    what = "an SAE experiment" if family == "saes" else "a toy-model experiment"
-    raise ConfigError(f"unknown key '{key}' for {what}; known keys: {allowed}")
+        allowed = ", ".join(s.key for s in settings)
+    raise ConfigError(f"unknown key '{key}' for {family_mod.get(family).described}; known "
+                      f"keys: {allowed}")
 
 
 def check_value(key: str, v, settings: dict) -> None:
     """Validate one setting's value; `settings` supplies n_features for vector checks."""
-    if key in ALL:
-        ALL[key].check(key, v, settings)
+    every = _every()
+    if key in every:
+        every[key].check(key, v, settings)
     elif m := FEATURE_KEY.match(key):
         n = n_features(settings)
         i = int(m.group(2))

@@ -35,14 +35,12 @@ import numpy as np
 import pandas as pd
 
 from toysuper import config as config_mod
-from toysuper import settings, train, verdicts
+from toysuper import family, settings
 from toysuper import upgrade as upgrade_mod
 from toysuper.errors import ConfigError
-from toysuper.results import Results, SaeResults
 
-TABLES = ("models", "features", "history")
-PRODUCTS = ("models.parquet", "features.parquet", "history.parquet", "weights.npz",
-            "snapshots.npz", "summary.json")
+# what a run writes besides config.toml, parts/, figures/ and its tables (*.parquet)
+PRODUCTS = ("weights.npz", "snapshots.npz", "summary.json")
 LOCK = "run.lock"
 # What reading a damaged .npz, .parquet or .toml raises: a truncated zip is a BadZipFile (not an
 # OSError), a bad CRC or shape a ValueError, a missing member a KeyError, an empty file EOFError;
@@ -99,7 +97,7 @@ def differences(out: Path, cfg: dict) -> list[str]:
     old, _ = upgrade_mod.upgrade(text, where=out)
     new = tomllib.loads(config_mod.to_toml(cfg))
     # what the models are: [run] only chunks the work, and figures can be redrawn any time
-    kept = [k for k in settings.sections(settings.family(cfg)) if k != "run"] + ["sweep"]
+    kept = [k for k in settings.sections(family.name_of(cfg)) if k != "run"] + ["sweep"]
     return [k for k in kept if old.get(k, {}) != new.get(k)]
 
 
@@ -312,23 +310,24 @@ def save_part(out: Path, index: int, ids, params: dict, history, final, snapshot
     _savez(part_path(out, index), dict(ids=ids, history=history, final=final, **arrays))
 
 
-def finished(out: Path, index: int, ids, shape=None) -> bool:
-    """Whether chunk `index` of these models is saved whole (a damaged part is not finished)."""
-    return _read_part(out, index, ids, shape)[0] is not None
+def finished(out: Path, index: int, ids, expect=None) -> bool:
+    """Whether chunk `index` of these members is saved whole (a damaged part is not finished)."""
+    return _read_part(out, index, ids, expect)[0] is not None
 
 
-def load_part(out: Path, index: int, ids, shape=None):
-    """A finished chunk's arrays (params, history, final, snapshots), or None when it must be
-    trained: absent, made for other models, or damaged (said on stderr). `shape` (train.Shape)
-    checks every array's shape, so a part cut short is never read as finished."""
-    part, problem = _read_part(out, index, ids, shape)
+def load_part(out: Path, index: int, ids, expect=None):
+    """A finished chunk's arrays (params, history, final, extra), or None when it must be
+    trained: absent, made for other members, or damaged (said on stderr). `expect` ({array
+    name: shape}, the family's part_shapes) checks every array's shape, so a part cut short is
+    never read as finished."""
+    part, problem = _read_part(out, index, ids, expect)
     if problem:
         notice(f"{part_path(out, index)} is damaged ({problem}); its {len(ids)} models will "
                f"be trained again")
     return part
 
 
-def _read_part(out: Path, index: int, ids, shape):
+def _read_part(out: Path, index: int, ids, expect):
     """(arrays or None, what is wrong with the file or None)."""
     path = part_path(out, index)
     if not path.exists():
@@ -340,25 +339,16 @@ def _read_part(out: Path, index: int, ids, shape):
                 return None, None  # another sweep's chunk: trained again, nothing is wrong
             part = {prefix: {k.split("/", 1)[1]: z[k] for k in z.files
                              if k.startswith(prefix + "/")} for prefix in ("param", "snap")}
-            arrays = part["param"], z["history"], z["final"], part["snap"]
+            arrays = family.Arrays(part["param"], z["history"], z["final"], part["snap"])
     except DAMAGED as e:
         return None, f"{type(e).__name__}: {_first_line(e)}"
-    problem = _shape_problem(arrays, len(ids), shape) if shape is not None else None
+    problem = _shape_problem(arrays, expect) if expect is not None else None
     return (None, problem) if problem else (arrays, None)
 
 
-def _shape_problem(arrays, k: int, shape) -> str | None:
-    """What differs between a part's arrays and those `k` models of `shape` train into."""
+def _shape_problem(arrays, expect: dict) -> str | None:
+    """What differs between a part's arrays and the shapes its members train into."""
     params, history, final, snaps = arrays
-    if hasattr(shape, "part_shapes"):  # an SAE chunk (sae_train.SaeShape)
-        expect = shape.part_shapes(k)
-    else:
-        # blank(shape, 0): the shapes without allocating a chunk's worth of zeros
-        want = {name: (k, *a.shape[1:]) for name, a in train.blank(shape, 0)["params"].items()}
-        expect = {"history": (k, shape.steps // shape.log_every), "final": (k,),
-                  **{f"param/{n}": s for n, s in want.items()},
-                  **{f"snap/{n}": (k, shape.snapshots, *s[1:]) for n, s in want.items()
-                     if shape.snapshots}}
     found = {"history": history.shape, "final": final.shape,
              **{f"param/{n}": a.shape for n, a in params.items()},
              **{f"snap/{n}": a.shape for n, a in snaps.items()}}
@@ -371,28 +361,17 @@ def _shape_problem(arrays, k: int, shape) -> str | None:
 def write_results(out: Path, tables: dict, weights: dict, snapshots: dict, summary: dict) -> None:
     """Write the tables, weights and snapshots, then summary.json, which marks the run complete."""
     out = Path(out)
-    for name in TABLES:
-        write_table(out / f"{name}.parquet", tables[name])
+    for name, df in tables.items():
+        write_table(out / f"{name}.parquet", df)
     _savez(out / "weights.npz", weights, compress=True)
     if snapshots:
         _savez(out / "snapshots.npz", snapshots, compress=True)
     write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
 
 
-SAE_TABLES = ("saes", "latents", "history")
-
-
-def write_sae_results(out: Path, tables: dict, weights: dict, summary: dict) -> None:
-    """An SAE sweep's tables (sae_sweep.py) and weights, then summary.json."""
-    out = Path(out)
-    for name, df in tables.items():
-        write_table(out / f"{name}.parquet", df)
-    _savez(out / "weights.npz", weights, compress=True)
-    write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-
-
-def load(path) -> Results | SaeResults:
-    """Read a finished results directory, upgraded to the current schema (upgrade.py).
+def load(path):
+    """Read a finished results directory, upgraded to the current schema (upgrade.py), as its
+    family's Results.
 
     A missing or damaged file is a ConfigError naming it (one line), never a traceback.
     """
@@ -402,27 +381,31 @@ def load(path) -> Results | SaeResults:
     if not (path / "summary.json").exists():
         raise ConfigError(f"results in '{path}' are incomplete (the run did not finish); "
                           f"run the experiment again with the same settings to resume it")
+    fam, cfg, tables, weights, snapshots, derived = _stored(path)
+    # what every reader sees, stored or trained in memory (SAEs: their threshold labels)
+    return fam.loaded(fam.results.of(path, cfg, tables, weights, snapshots, derived))
+
+
+def _stored(path: Path):
+    """(family, config, its tables upgraded, weights, snapshots, derived tables) as stored."""
     cfg = _read(path, "config.toml", lambda f: tomllib.loads(f.read_text()))
     try:
         config_mod.check_name(cfg.get("name", path.name))
     except ConfigError as e:
         raise ConfigError(f"results in '{path}' cannot be read: its config.toml's {e}") from None
-    if settings.family(cfg) == "saes":
-        tables = {f.stem: _read(path, f.name, pd.read_parquet) for f in own_files(path, "*.parquet")}
-        missing = [name for name in SAE_TABLES if name not in tables]
-        if missing:
-            raise ConfigError(f"results in '{path}' lack {missing[0]}.parquet; run the experiment "
-                              f"again with --force to remake them")
-        cfg, tables = upgrade_mod.upgrade(cfg, tables, where=path)  # as toy results are
-        # threshold labels are derived (verdicts.sae_optima): any stored ones are replaced
-        return verdicts.labelled(SaeResults.of(path, cfg, tables, _read(path, "weights.npz", _npz)))
-    tables = {name: _read(path, f"{name}.parquet", pd.read_parquet) for name in TABLES}
+    fam = family.of(cfg)
+    own = {f.stem: f for f in own_files(path, "*.parquet")}
+    missing = [name for name in fam.tables if name not in own]
+    if missing:
+        raise ConfigError(f"results in '{path}' lack {missing[0]}.parquet; run the experiment "
+                          f"again with --force to remake them")
+    tables = {name: _read(path, f"{name}.parquet", pd.read_parquet) for name in fam.tables}
     cfg, tables = upgrade_mod.upgrade(cfg, tables, where=path)  # a newer schema is refused here
     weights = _read(path, "weights.npz", _npz)
-    derived = {f.stem: _read(path, f.name, pd.read_parquet) for f in own_files(path, "*.parquet")
-               if f.stem not in TABLES}
+    derived = {name: _read(path, f.name, pd.read_parquet) for name, f in own.items()
+               if name not in fam.tables}
     snapshots = _read(path, "snapshots.npz", _npz) if (path / "snapshots.npz").exists() else {}
-    return Results.of(path, cfg, tables, weights, snapshots, derived)
+    return fam, cfg, tables, weights, snapshots, derived
 
 
 def own_files(folder: Path, pattern: str) -> list[Path]:
@@ -476,10 +459,11 @@ def _first_line(e: Exception) -> str:
 def upgrade(path) -> int:
     """Rewrite an older results directory in the current schema; returns the schema it had."""
     path = Path(path)
-    res = load(path)
+    load(path)  # refuses what cannot be read, as every reader would
+    _, cfg, tables, *_ = _stored(path)
     found = upgrade_mod.schema_of(tomllib.loads((path / "config.toml").read_text()))
     if found < upgrade_mod.SCHEMA:
-        for name in TABLES:
-            write_table(path / f"{name}.parquet", getattr(res, name))
-        write_config(path, res.config)
+        for name, df in tables.items():
+            write_table(path / f"{name}.parquet", df)
+        write_config(path, cfg)
     return found

@@ -16,10 +16,8 @@ result does not depend on them.
 
 from __future__ import annotations
 
-import collections
 import functools
 import math
-import os
 from collections import namedtuple
 from dataclasses import dataclass, make_dataclass
 from typing import NamedTuple
@@ -28,27 +26,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from toysuper import attack, data, keys, models, settings
-
-# How often each Shape's programs were traced; tests assert one trace per sweep shape.
-TRACES: collections.Counter = collections.Counter()
+from toysuper import attack, data, keys, layout, models, settings
+from toysuper.layout import (  # noqa: F401  (re-exported: older callers read them here)
+    ACCELERATOR_ENTRIES,
+    GROUP_ENTRIES,
+    MAX_GROUP,
+    MIN_GROUP,
+    TRACES,
+    Programs,
+    mesh,
+    over_models,
+    place,
+    to_host,
+    use_all_cpu_cores,
+)
 
 # Models with fewer weights (n x m) than this train on batches of examples as columns
 # (models.py): elementwise work dominates their steps. Measured on 2 CPU cores, model-steps/s
 # columns vs rows: n=20, m=5: 24.5k vs 11.6k; n=100, m=10: 4.1k vs 3.5k; n=50, m=10: even;
 # n=200, m=20: 1.5k vs 1.9k, where the matrix products dominate.
 COLUMNS_BELOW = 2048
-# A group of models vmapped together holds about this many batch entries (batch x n_features
-# per model): 1 MiB per float32 array, so a step's few live arrays stay in L2/L3 cache.
-GROUP_ENTRIES = 2 ** 18
-# At least two: a group of one model trained ~10% slower on XLA:CPU in workload (a) of
-# benchmarks/speed.py (unbatched dots).
-MIN_GROUP, MAX_GROUP = 2, 64
-# On accelerators: up to 2^26 entries (256 MiB per float32 array) and 16,384 models per group.
-ACCELERATOR_ENTRIES = 2 ** 26
 
 
 @dataclass(frozen=True)
@@ -277,42 +275,14 @@ def objective_blocks(shape: Shape, params, hp: Hyper):
 
 
 def group_size(shape: Shape) -> int:
-    """Models vmapped together on a device; a power of two from MIN_GROUP to MAX_GROUP.
-
-    On a GPU or TPU there is no cache to stay within and the device wants wide programs, so
-    groups are sized by ACCELERATOR_ENTRIES (a guess, not yet measured on a GPU).
-    """
-    cpu = jax.devices()[0].platform == "cpu"
-    entries, most = (GROUP_ENTRIES, MAX_GROUP) if cpu else (ACCELERATOR_ENTRIES, 2 ** 14)
-    fit = max(1, entries // (max(shape.step_batch, shape.dataset) * shape.n))
-    return int(min(max(2 ** int(math.log2(fit)), MIN_GROUP), most))
-
-
-def use_all_cpu_cores() -> None:
-    """One JAX CPU device per core, so that sweeps split their models over the cores.
-
-    Call before JAX first runs anything (the `toysuper` command does). XLA:CPU runs a single
-    device's small products and elementwise loops mostly on one thread; with a device per core
-    each core trains its own share of the models. Left alone when the user chose a count
-    (XLA_FLAGS or JAX_NUM_CPU_DEVICES) or JAX has already started.
-    """
-    if ("xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
-            or "JAX_NUM_CPU_DEVICES" in os.environ):
-        return
-    try:  # the cores this process may use (a batch job's share, not the whole machine)
-        jax.config.update("jax_num_cpu_devices", len(os.sched_getaffinity(0)))
-    except RuntimeError:  # JAX already running: keep its devices
-        pass
-
-
-def mesh() -> Mesh:
-    """Every visible device (all hosts' after jax.distributed.initialize) on one axis, "models"."""
-    return Mesh(np.array(jax.devices()), ("models",))
+    """Models vmapped together on a device: a group's batch holds about layout.GROUP_ENTRIES
+    entries (batch x n_features per model) on a CPU (layout.group_size)."""
+    return layout.group_size(max(shape.step_batch, shape.dataset) * shape.n)
 
 
 def width_quantum(shape: Shape) -> int:
     """A chunk's model axis is a multiple of this: whole groups on every device."""
-    return group_size(shape) * len(jax.devices())
+    return layout.width_quantum(group_size(shape))
 
 
 def n_params(shape: Shape) -> int:
@@ -363,27 +333,6 @@ def inputs(rows: list[dict], width: int) -> Hyper:
     )
 
 
-class Programs(NamedTuple):
-    init: callable
-    segment: callable
-    evaluate: callable
-
-
-def over_models(shape, one, mapped: int, n_args: int, group: int, name: str):
-    """one(shape, *args) over a chunk: the first `mapped` of its n_args args have a model axis,
-    which is split over the devices and, on each, run in groups of `group` models (vmapped);
-    the rest are shared. Traces are counted in TRACES[(shape, name)]."""
-    split = PartitionSpec("models")
-
-    def local(*args):  # the models on one device
-        TRACES[(shape, name)] += 1
-        per_model, shared = args[:mapped], args[mapped:]
-        return jax.lax.map(lambda a: one(shape, *a, *shared), per_model, batch_size=group)
-    specs = (split,) * mapped + (PartitionSpec(),) * (n_args - mapped)
-    # check_vma off: the per-model code knows nothing of devices and needs no collectives
-    return jax.shard_map(local, mesh=mesh(), in_specs=specs, out_specs=split, check_vma=False)
-
-
 @functools.lru_cache(maxsize=None)
 def programs(shape: Shape) -> Programs:
     """The jitted programs of one Shape over a chunk of models (compiled on first call, then cached)."""
@@ -394,21 +343,6 @@ def programs(shape: Shape) -> Programs:
                         donate_argnums=0),
         evaluate=jax.jit(over_models(shape, evaluate_one, 2, 2, G, "evaluate")),  # (params, hp)
     )
-
-
-def place(hp: Hyper) -> Hyper:
-    """Per-model inputs as global arrays split over the mesh (each host holds all of hp)."""
-    sharding = NamedSharding(mesh(), PartitionSpec("models"))
-    return jax.tree.map(
-        lambda a: jax.make_array_from_callback(a.shape, sharding, lambda idx, a=a: a[idx]),
-        jax.tree.map(np.asarray, hp))
-
-
-def to_host(tree):
-    """NumPy copies of (possibly multi-host) arrays, gathered in full on every host."""
-    if jax.process_count() > 1:
-        return multihost_utils.process_allgather(tree, tiled=True)
-    return jax.tree.map(lambda a: np.array(a, copy=True), tree)
 
 
 def snapshot_steps(steps: int, log_every: int, count: int) -> np.ndarray:

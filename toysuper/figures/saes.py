@@ -1,6 +1,6 @@
 """Dictionary learning (docs/saes.md): SAEs against the true features they should recover.
 
-Every figure reads saes.parquet (and latents, absorption) of an SAE sweep (sae_sweep.py) and
+Every figure reads saes.parquet (and latents, absorption) of an SAE sweep (families/saes.py) and
 the literature's scores in the derived tables sae_metrics and chanin_absorption
 (sae_metrics.py). A kind's "sparsity" is its own knob: k for topk and batchtopk, the L1
 coefficient for relu_l1, the L0 coefficient for jumprelu. SAEs that lose to the trivial solution
