@@ -78,6 +78,9 @@ class Family(NamedTuple):
     loaded: Callable = lambda res: res  # results as read or trained -> what readers see
     after: Callable = _as_trained       # (out, cfg, res, progress) -> res: a finished run's
     #                                     extra rounds (toy models' run.polish)
+    page: Callable | None = None        # (res, summary, traps) -> report.Page: its facts,
+    #                                     kept members and views on the report (None: common)
+    footnote: Callable | None = None    # res -> (words, flagged): figures' check footnote
     default: bool = False   # the family of an experiment that names no family section
 
 

@@ -25,6 +25,7 @@ import shutil
 import time
 import tomllib
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import quote
 
 import numpy as np
@@ -34,9 +35,8 @@ import plotly.io as pio
 import plotly.offline
 from plotly.subplots import make_subplots
 
-from toysuper import config, experiments, optima, settings, store, tables, upgrade, verdicts
+from toysuper import config, experiments, family, settings, store, upgrade
 from toysuper.errors import ConfigError
-from toysuper.results import SaeResults
 
 MARKER = ".toysuper-report"
 PLOTLY_JS = "plotly.min.js"
@@ -170,25 +170,43 @@ def _entry(path: Path) -> dict:
         summary = {}
     summary = summary if isinstance(summary, dict) else {}
     claims = res.derived.get("claims")  # measured on this run (claims.parquet), never the prose
-    if isinstance(res, SaeResults):  # an SAE sweep: its own tables and facts, no views
-        return {"slug": path.name, "path": path, "name": name, "res": res, "file": file,
-                "comment": comment, "claims": claims, "traps": traps,
-                "summary": summary, "views": [], "kept": [],
-                "tables": {"saes": res.saes, "latents": res.latents, "history": res.history,
-                           **res.derived},
-                "facts": _sae_facts(res, summary, traps)}
-    tables = {"models": res.models, "features": res.features, "history": res.history,
-              **res.derived}
-    kept = optima.kept_models(res)
-    views = []
-    if "phase" in res.derived:
-        views.append(phase_view(res.derived["phase"]))
-    if _planar(res, kept):
-        views.append(plane_view(res, kept))
+    fam = family.of(res.config)
+    tables = {**{name: getattr(res, name) for name in fam.tables}, **res.derived}
+    # the family's own facts, kept models and interactive views (family.Page), else the common ones
+    page = fam.page(res, summary, traps) if fam.page else Page(facts(res, summary, traps))
     return {"slug": path.name, "path": path, "name": name, "res": res, "file": file,
-            "comment": comment, "claims": claims, "traps": traps,
-            "summary": summary, "tables": tables, "kept": kept, "views": views,
-            "facts": _facts(res, summary, kept, traps)}
+            "comment": comment, "claims": claims, "traps": traps, "summary": summary,
+            "tables": tables, "kept": page.kept, "views": page.views, "facts": page.facts}
+
+
+class Page(NamedTuple):
+    """What a family shows of one results directory on its page and in the index."""
+    facts: list            # (label, value, alarming)
+    kept: list = []        # member ids the figures show (toy models: one per sweep cell)
+    views: list = []       # interactive views (HTML)
+
+
+def runtime(summary: dict) -> str:
+    """How long the run trained, from summary.json."""
+    seconds = summary.get("seconds")
+    out = _duration(seconds) if isinstance(seconds, (int, float)) else "unknown"
+    trained, chunks = summary.get("trained_chunks"), summary.get("chunks")
+    if isinstance(trained, int) and isinstance(chunks, int) and trained < chunks and (
+            "last_run_seconds" not in summary):
+        # an older summary.json times the last run only: chunks finished before it were read
+        # from parts/ (a newer one sums every run's training, store.training_seconds)
+        out += f" (the last run trained {trained} of {chunks} chunks, the rest were resumed)"
+    return out
+
+
+def facts(res, summary: dict, traps: str) -> list[tuple[str, str, bool]]:
+    """(label, value, alarming) that every family has: members, runtime, diverged, traps."""
+    fam = family.of(res.config)
+    rows = getattr(res, fam.tables[0])
+    diverged = int(rows["diverged"].sum()) if "diverged" in rows else 0
+    return [(fam.noun, f"{len(rows):,}", False), ("runtime", runtime(summary), False),
+            ("diverged", f"{diverged:,}", diverged > 0),
+            ("traps declared", "yes" if traps else "no", False)]
 
 
 def _experiment_file(name: str) -> Path | None:
@@ -209,50 +227,6 @@ def opening_comment(text: str) -> list[str]:
     return lines
 
 
-def _facts(res, summary: dict, kept: list[int], traps: str) -> list[tuple[str, str, bool]]:
-    """(label, value, alarming) for the index and the page head."""
-    n = len(res.models)
-    seconds = summary.get("seconds")
-    runtime = _duration(seconds) if isinstance(seconds, (int, float)) else "unknown"
-    trained, chunks = summary.get("trained_chunks"), summary.get("chunks")
-    if isinstance(trained, int) and isinstance(chunks, int) and trained < chunks and (
-            "last_run_seconds" not in summary):
-        # an older summary.json times the last run only: chunks finished before it were read
-        # from parts/ (a newer one sums every run's training, store.training_seconds)
-        runtime += f" (the last run trained {trained} of {chunks} chunks, the rest were resumed)"
-    facts = [("models", f"{n:,}", False), ("kept (one per sweep cell)", f"{len(kept):,}", False),
-             ("runtime", runtime, False)]
-    if "optima" in res.derived and "neighbours" in res.derived:
-        c = verdicts.toys(res.derived["optima"], res.derived["neighbours"])
-        facts.append(("trapped", f"{c.trapped:,} of {n:,} models ({c.kept_trapped} kept"
-                      f"{', diverged ones included' if c.diverged else ''})", c.kept_trapped > 0))
-        facts.append(("local minima", f"{c.local:,} of {c.kept:,} cells", c.local > 0))
-        facts.append(("clean", f"{c.clean:,} of {n:,} models", False))
-    else:
-        facts.append(("trapped", "not measured (no optima.parquet or neighbours.parquet)", False))
-    diverged = int(res.models["diverged"].sum())
-    facts.append(("diverged", f"{diverged:,}", diverged > 0))
-    facts.append(("traps declared", "yes" if traps else "no", False))
-    return facts
-
-
-def _sae_facts(res, summary: dict, traps: str) -> list[tuple[str, str, bool]]:
-    """(label, value, alarming) of an SAE sweep: SAEs, runtime, those losing to the trivial
-    solution (the decoder bias alone), diverged ones, median MCC."""
-    df = res.saes
-    trained = df[~df["diverged"].astype(bool)]
-    c = verdicts.saes(tables.get(res, "sae_optima"))
-    seconds = summary.get("seconds")
-    return [("SAEs", f"{len(df):,}", False),
-            ("runtime", _duration(seconds) if isinstance(seconds, (int, float)) else "unknown", False),
-            ("lose to the trivial solution", f"{c.trapped:,} of {c.total:,} SAEs"
-             f"{' (diverged ones included)' if c.diverged else ''}", c.trapped > 0),
-            ("median MCC", f"{trained['mcc'].median():.3f}" if len(trained) and "mcc" in trained
-             else "-", False),
-            ("diverged", f"{int(df['diverged'].sum()):,}", bool(df["diverged"].any())),
-            ("traps declared", "yes" if traps else "no", False)]
-
-
 def _first_line(e) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
@@ -264,7 +238,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
-def _planar(res, kept: list[int]) -> bool:
+def planar(res, kept: list[int]) -> bool:
     """Whether every kept model embeds its features in a plane, few enough to draw each."""
     if not 0 < len(kept) <= PLANES_MOST:
         return False
@@ -446,7 +420,7 @@ def _experiment_page(e: dict, figures: list[Path], files: list[str]) -> str:
 
 def _index(results: Path, entries: list[dict], skipped: list[str]) -> str:
     esc = html.escape
-    total = sum(len(getattr(e["res"], "models", getattr(e["res"], "saes", ()))) for e in entries)
+    total = sum(len(getattr(e["res"], family.of(e["res"].config).tables[0])) for e in entries)
     parts = ["<h1>toysuper results</h1>",
              f'<p class="lead">{len(entries)} experiments, {total:,} models, from '
              f"<code>{esc(str(results))}</code>; written {esc(time.strftime('%Y-%m-%d %H:%M'))} "

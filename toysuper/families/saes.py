@@ -128,6 +128,24 @@ def summary(res: SaeResults) -> str:
     return f"checked: {words}; {medians}"
 
 
+def page(res, summary: dict, traps: str):
+    """The report's facts on an SAE sweep: SAEs, runtime, those losing to the trivial solution
+    (the decoder bias alone), diverged ones, median MCC; no views."""
+    from toysuper import report  # noqa: PLC0415  (the report draws: training needs no plotly)
+
+    df = res.saes
+    trained = df[~df["diverged"].astype(bool)]
+    c = verdicts.saes(tables_mod.get(res, "sae_optima"))
+    return report.Page([
+        ("SAEs", f"{len(df):,}", False), ("runtime", report.runtime(summary), False),
+        ("lose to the trivial solution", f"{c.trapped:,} of {c.total:,} SAEs"
+         f"{' (diverged ones included)' if c.diverged else ''}", c.trapped > 0),
+        ("median MCC", f"{trained['mcc'].median():.3f}" if len(trained) and "mcc" in trained
+         else "-", False),
+        ("diverged", f"{int(df['diverged'].sum()):,}", bool(df["diverged"].any())),
+        ("traps declared", "yes" if traps else "no", False)])
+
+
 def _train(shape, hp, on_segment, start) -> Arrays:
     t = sae_train.train_saes(shape, hp, on_segment)
     sums = {name: np.asarray(v) for name, v in t.scores._asdict().items()}
@@ -178,6 +196,14 @@ def validate(cfg):
                                   f"time, so their densities must sum to at most 1")
 
 
+
+def footnote(res) -> tuple[str, bool]:
+    """The figures' footnote on whether every SAE shown beats its trivial solution."""
+    from toysuper.figures import style  # noqa: PLC0415  (drawing only)
+
+    return style.sae_footnote_text(res.saes)
+
+
 FAMILY = register(Family(
     name="saes", noun="SAEs", member="sae", section="sae", described="an SAE experiment",
     settings=settings.SAE_TABLE, tables=("saes", "latents", "history"), results=SaeResults,
@@ -186,5 +212,5 @@ FAMILY = register(Family(
     memory=sae_train.memory, host_bytes=sae_train.host_bytes, label=sae_train.label,
     part_shapes=lambda shape, k: shape.part_shapes(k), assemble=tables, summary=summary,
     probe=_probe, always=("sae_optima",), prepare=_prepare, reads=_reads, validate=validate,
-    loaded=verdicts.labelled,
+    loaded=verdicts.labelled, page=page, footnote=footnote,
 ))

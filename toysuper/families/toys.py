@@ -15,7 +15,19 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from toysuper import assemble, config, engine, models, optima, polish, settings, starts, tables, train
+from toysuper import (
+    assemble,
+    config,
+    engine,
+    models,
+    optima,
+    polish,
+    settings,
+    starts,
+    tables,
+    train,
+    verdicts,
+)
 from toysuper.errors import ConfigError
 from toysuper.family import Arrays, Family, register
 from toysuper.results import Results
@@ -101,6 +113,33 @@ def summary(res) -> str:
     return optima.summary(tables.get(res, "optima"), tables.get(res, "neighbours"))
 
 
+def page(res, summary: dict, traps: str):
+    """The report's facts on a toy-model sweep, its kept models and its interactive views."""
+    from toysuper import report  # noqa: PLC0415  (the report draws: training needs no plotly)
+
+    kept = optima.kept_models(res)
+    views = []
+    if "phase" in res.derived:
+        views.append(report.phase_view(res.derived["phase"]))
+    if report.planar(res, kept):
+        views.append(report.plane_view(res, kept))
+    n = len(res.models)
+    facts = [("models", f"{n:,}", False), ("kept (one per sweep cell)", f"{len(kept):,}", False),
+             ("runtime", report.runtime(summary), False)]
+    if "optima" in res.derived and "neighbours" in res.derived:
+        c = verdicts.toys(res.derived["optima"], res.derived["neighbours"])
+        facts.append(("trapped", f"{c.trapped:,} of {n:,} models ({c.kept_trapped} kept"
+                      f"{', diverged ones included' if c.diverged else ''})", c.kept_trapped > 0))
+        facts.append(("local minima", f"{c.local:,} of {c.kept:,} cells", c.local > 0))
+        facts.append(("clean", f"{c.clean:,} of {n:,} models", False))
+    else:
+        facts.append(("trapped", "not measured (no optima.parquet or neighbours.parquet)", False))
+    diverged = int(res.models["diverged"].sum())
+    facts.append(("diverged", f"{diverged:,}", diverged > 0))
+    facts.append(("traps declared", "yes" if traps else "no", False))
+    return report.Page(facts, kept, views)
+
+
 def validate(cfg: dict) -> None:
     """Rules across a toy-model experiment's settings (config.validate has the common ones)."""
     fixed_or_axis = config.fixed_or_axis
@@ -132,6 +171,14 @@ def validate(cfg: dict) -> None:
                     f"train.batch x 2^model.n_features = {b} x 2^{n} = {b * 2**n}")
 
 
+
+def footnote(res) -> tuple[str, bool]:
+    """The figures' footnote on whether every model shown beats its trivial solution."""
+    from toysuper.figures import style  # noqa: PLC0415  (drawing only)
+
+    return style.toy_footnote_text(res)
+
+
 FAMILY = register(Family(
     name="toys", noun="models", member="model", section=None, default=True,
     described="a toy-model experiment",
@@ -141,4 +188,5 @@ FAMILY = register(Family(
     host_bytes=train.host_bytes, label=_label, part_shapes=part_shapes, assemble=assembled,
     summary=summary, probe=_probe, always=("optima", "neighbours"),
     check=starts.check, reads=_reads, start=starts.chunk, validate=validate, after=polish.after,
+    page=page, footnote=footnote,
 ))

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import colors, ticker
 
-from toysuper import tables
+from toysuper import family, tables
 from toysuper import verdicts as counting
 
 DPI = 120
@@ -174,10 +174,15 @@ def footnote_text(res) -> tuple[str, bool]:
     seed that lost to a better one of its cell is the search working, so it is counted in grey.
 
     A clean result says so too: silence could not be told from a figure drawn without the check.
-    An SAE sweep's footnote counts the SAEs that lose to their trivial solution instead.
+    Each family words its own (family.footnote): an SAE sweep's counts the SAEs that lose to
+    their trivial solution instead.
     """
-    if hasattr(res, "saes"):
-        return sae_footnote_text(res.saes)
+    fam = family.of(res.config)
+    return fam.footnote(res) if fam.footnote else ("", False)
+
+
+def toy_footnote_text(res) -> tuple[str, bool]:
+    """footnote_text of a toy-model sweep."""
     c = counting.toys(tables.get(res, "optima"), tables.get(res, "neighbours"))
     where = "optima.parquet, neighbours.parquet"
     if not c.compared:
