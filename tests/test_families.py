@@ -5,10 +5,10 @@ registered without a tiny experiment here fails `test_every_family_has_a_tiny_ex
 
 from __future__ import annotations
 
+import linreg_family  # noqa: F401  (registers the family "linreg", as a user's module would)
 import numpy as np
 import pytest
 
-import linreg_family  # noqa: F401  (registers the family "linreg", as a user's module would)
 from toysuper import cli, config, engine, family, store
 
 # A tiny experiment of each family, and what its stored results must show (the known answer);

@@ -47,11 +47,9 @@ class _ShapeBase:
         """The shape of every array a finished chunk of k SAEs stores (families/saes.py: parameters as
         param/NAME, the evaluation sums in the part's snapshot slot as snap/NAME)."""
         params = {"W_enc": (self.d, self.m), "b_enc": (self.d,), "W_dec": (self.m, self.d),
-                  "b_dec": (self.m,)}
-        if self.kind == "jumprelu":
-            params["log_threshold"] = (self.d,)
-        if self.kind == "batchtopk":
-            params["threshold"] = ()
+                  "b_dec": (self.m,),
+                  **{name: a.shape for name, a in jax.eval_shape(
+                      lambda: saes.KIND[self.kind].extra(self.d, 1.0)).items()}}
         sums = {"mse": (), "penalty": (), "h_sum": (self.m,), "h_sq": (), "dot": (), "l0": (),
                 "fires": (self.d,), "true_l0": (), "pairs": (max(len(self.pairs), 1), 4)}
         return {"history": (k, self.steps // self.log_every, 2), "final": (k,),
@@ -106,14 +104,15 @@ def init_one(shape, hp):
             jnp.zeros(shape.d, jnp.int32))  # steps since each latent last fired
 
 
-def _latents(tree, keep):
-    """`tree` (parameters or Adam moments) with the latents where keep is False set to 0."""
+def _latents(tree, keep, kind: str):
+    """`tree` (parameters or Adam moments) with the latents where keep is False set to 0 (the
+    kind's own per-latent parameters too)."""
     axis = {"W_enc": (slice(None), None), "W_dec": (None, slice(None)), "b_enc": (slice(None),),
-            "log_threshold": (slice(None),)}
+            **{name: (slice(None),) for name in saes.KIND[kind].per_latent}}
     return {k: v * keep[axis[k]] if k in axis else v for k, v in tree.items()}
 
 
-def _resample(shape, params, opt_state, quiet, x_batch, h, x_hat):
+def _resample(shape, params, opt_state, quiet, h, x_hat):
     """Dead latents (silent for `resample` steps) restart along the batch's worst-reconstructed
     activations, the i-th dead latent along the i-th worst, at a fifth of unit encoder norm, with
     their Adam moments cleared."""
@@ -129,7 +128,7 @@ def _resample(shape, params, opt_state, quiet, x_batch, h, x_hat):
            "W_dec": jnp.where(dead[None, :], direction.T, params["W_dec"]),
            "b_enc": jnp.where(dead, 0.0, params["b_enc"])}
     opt_state = jax.tree.map(
-        lambda s: s._replace(mu=_latents(s.mu, keep), nu=_latents(s.nu, keep))
+        lambda s: s._replace(mu=_latents(s.mu, keep, shape.kind), nu=_latents(s.nu, keep, shape.kind))
         if isinstance(s, optax.ScaleByAdamState) else s,
         opt_state, is_leaf=lambda s: isinstance(s, optax.ScaleByAdamState))
     return new, opt_state, jnp.where(dead, 0, quiet)
@@ -147,15 +146,13 @@ def segment_one(shape, state, hp, segment):
             params, h, shape.kind, shape.k, hp, quiet >= shape.aux_dead, shape.aux_k)
         updates, opt_state = opt.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        if shape.kind == "batchtopk":  # the evaluation threshold: a running mean of the
-            kept = jnp.where(f > 0, f, jnp.inf).min()   # smallest activation the batch rule kept
-            params["threshold"] = jnp.where(t == 0, kept, 0.99 * params["threshold"] + 0.01 * kept)
+        params = saes.KIND[shape.kind].after_step(params, f, t)  # BatchTopK's threshold
         quiet = jnp.where((f > 0).any(axis=0), 0, quiet + 1)
         if shape.resample:
             x_hat = saes.forward(params, h, shape.kind, shape.k, hp, train=True)[0]
             due = (t + 1) % shape.resample == 0
             params, opt_state, quiet = jax.lax.cond(
-                due, lambda: _resample(shape, params, opt_state, quiet, x, h, x_hat),
+                due, lambda: _resample(shape, params, opt_state, quiet, h, x_hat),
                 lambda: (params, opt_state, quiet))
         return (params, opt_state, quiet), jnp.stack([total, mse])
 
@@ -197,7 +194,7 @@ def evaluate_one(shape, params, hp):
     def block(acc, i):
         x, h = draw(shape, jax.random.fold_in(hp.eval_key, i), hp, shape.batch)
         x_hat, pre, f = saes.forward(params, h, shape.kind, shape.k, hp, train=False)
-        penalty = saes.kinds(shape.k)[shape.kind].penalty(params, h, pre, f, hp) * shape.batch
+        penalty = saes.KIND[shape.kind].penalty(params, h, pre, f, hp) * shape.batch
         on = f > 0
         pair = jnp.zeros((max(len(P), 1), 4))  # a row even without pairs: lax.map cannot
         #                                       batch an empty axis
@@ -312,5 +309,5 @@ def initial(shape, hp):
 
 def label(shape) -> str:
     """How --plan names a shape of SAEs."""
-    k = f" k={shape.k}" if shape.kind in ("topk", "batchtopk", "matryoshka") else ""
+    k = f" k={shape.k}" if saes.KIND[shape.kind].uses_k else ""
     return f"{shape.kind} SAEs d_sae={shape.d}{k} on n={shape.n} m={shape.m} batch={shape.batch}"

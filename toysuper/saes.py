@@ -25,8 +25,11 @@ The kinds with a built-in sparsity (topk, batchtopk) and jumprelu keep unit deco
 (the decoder is W_dec over its column norms), so a latent's activation is its magnitude along
 its direction; relu_l1 pays for decoder norm through its penalty instead.
 
-KINDS registers each kind; a new one (Matryoshka, gated, ...) is one entry: how it encodes a
-batch and what it adds to the loss.
+KIND registers each kind, and a kind owns everything that is its own: how it encodes a batch,
+what it adds to the loss, whether k is its sparsity, its extra parameters (which ones have a
+latent axis, so that a resampled latent restarts them), what it does after each step (BatchTopK's
+threshold), the knob figures sweep it by and its colour. A new kind (gated, p-anneal, ...) is
+one entry here; tests/test_sae_kinds.py adds one that way.
 """
 
 from __future__ import annotations
@@ -37,34 +40,53 @@ import jax
 import jax.numpy as jnp
 
 
+def _no_extra(d: int, threshold):
+    return {}
+
+
+def _as_is(params, f, t):
+    return params
+
+
 class Kind(NamedTuple):
-    encode: Callable        # (params, pre[B, d], hp, train: bool) -> f[B, d]
+    encode: Callable        # (params, pre[B, d], hp, train: bool, k) -> f[B, d]
     penalty: Callable       # (params, x, pre, f, hp) -> scalar added to the mean squared error
     unit_decoder: bool      # decoder columns normalised to unit length in the forward pass
     doc: str = ""
+    knob: tuple = ("k", "k")  # (saes.parquet column, axis label): the sparsity setting it is
+    #                           swept by in figures
+    colour: str = "#7f7f7f"
+    uses_k: bool = False    # k, latents per example, is its sparsity (sae.k shapes its arrays)
+    extra: Callable = _no_extra  # (d, sae.threshold) -> its own parameters beyond W_enc, b_enc,
+    #                              W_dec, b_dec, at initialisation
+    per_latent: tuple = ()  # those of its own parameters with one entry per latent
+    after_step: Callable = _as_is  # (params, f, step) -> params: updates outside the gradient
 
 
-def _relu(params, pre, hp, train):
+def _relu(params, pre, hp, train, k):
     return jax.nn.relu(pre)
 
 
-def _topk(k):
-    def encode(params, pre, hp, train):
-        vals, idx = jax.lax.top_k(pre, k)  # per example: its k largest pre-activations
-        rows = jnp.arange(pre.shape[0])[:, None]
-        return jnp.zeros_like(pre).at[rows, idx].set(jax.nn.relu(vals))
-    return encode
+def _topk(params, pre, hp, train, k):
+    vals, idx = jax.lax.top_k(pre, k)  # per example: its k largest pre-activations
+    rows = jnp.arange(pre.shape[0])[:, None]
+    return jnp.zeros_like(pre).at[rows, idx].set(jax.nn.relu(vals))
 
 
-def _batchtopk(k):
-    def encode(params, pre, hp, train):
-        act = jax.nn.relu(pre)
-        if not train:  # evaluation: the learnt threshold, one example at a time
-            return jnp.where(act > params["threshold"], act, 0.0)
-        flat = act.reshape(-1)
-        vals, idx = jax.lax.top_k(flat, k * pre.shape[0])
-        return jnp.zeros_like(flat).at[idx].set(vals).reshape(pre.shape)
-    return encode
+def _batchtopk(params, pre, hp, train, k):
+    act = jax.nn.relu(pre)
+    if not train:  # evaluation: the learnt threshold, one example at a time
+        return jnp.where(act > params["threshold"], act, 0.0)
+    flat = act.reshape(-1)
+    vals, idx = jax.lax.top_k(flat, k * pre.shape[0])
+    return jnp.zeros_like(flat).at[idx].set(vals).reshape(pre.shape)
+
+
+def _running_threshold(params, f, t):
+    """BatchTopK's evaluation threshold: a running mean of the smallest activation the batch
+    rule kept."""
+    kept = jnp.where(f > 0, f, jnp.inf).min()
+    return {**params, "threshold": jnp.where(t == 0, kept, 0.99 * params["threshold"] + 0.01 * kept)}
 
 
 # H(z - theta) and z * H(z - theta) with straight-through gradients for theta: H's jump is
@@ -112,7 +134,7 @@ def _jump_bwd(res, g):
 _jump.defvjp(_jump_fwd, _jump_bwd)
 
 
-def _jumprelu(params, pre, hp, train):
+def _jumprelu(params, pre, hp, train, k):
     return _jump(pre, jnp.exp(params["log_threshold"]), hp.bandwidth)
 
 
@@ -141,21 +163,30 @@ def _nested(params, x, pre, f, hp):
     return total
 
 
-def kinds(k: int) -> dict:
-    """The registry, with the top-k kinds' k bound (k fixes array shapes: a compiled setting)."""
-    return {
-        "relu_l1": Kind(_relu, _l1_penalty, False, "ReLU latents, decoder-norm-weighted L1 penalty"),
-        "topk": Kind(_topk(k), _none, True, "the k largest latents of each example"),
-        "batchtopk": Kind(_batchtopk(k), _none, True,
-                          "the k x B largest latents of a batch; a learnt threshold at evaluation"),
-        "jumprelu": Kind(_jumprelu, _l0_penalty, True,
-                         "latents above a learnt threshold, L0 penalty (straight-through)"),
-        "matryoshka": Kind(_topk(k), _nested, True,
-                           "topk whose first d/8, d/4 and d/2 latents must also reconstruct alone"),
-    }
+KIND = {
+    "relu_l1": Kind(_relu, _l1_penalty, False, "ReLU latents, decoder-norm-weighted L1 penalty",
+                    knob=("l1_coefficient", "L1 coefficient"), colour="#1f77b4"),
+    "jumprelu": Kind(_jumprelu, _l0_penalty, True,
+                     "latents above a learnt threshold, L0 penalty (straight-through)",
+                     knob=("l0_coefficient", "L0 coefficient"), colour="#2ca02c",
+                     extra=lambda d, threshold: {"log_threshold": jnp.full(d, jnp.log(threshold))},
+                     per_latent=("log_threshold",)),
+    "topk": Kind(_topk, _none, True, "the k largest latents of each example", colour="#d62728",
+                 uses_k=True),
+    "batchtopk": Kind(_batchtopk, _none, True,
+                      "the k x B largest latents of a batch; a learnt threshold at evaluation",
+                      knob=("k", "k (mean per example)"), colour="#9467bd", uses_k=True,
+                      # learnt by a running mean (after_step), not by gradients
+                      extra=lambda d, threshold: {"threshold": jnp.zeros(())},
+                      after_step=_running_threshold),
+    "matryoshka": Kind(_topk, _nested, True,
+                       "topk whose first d/8, d/4 and d/2 latents must also reconstruct alone",
+                       colour="#8c564b", uses_k=True),
+}
 
-
-KINDS = tuple(kinds(1))
+# the kinds' names, in the order figures show them; KIND is read live, so a kind registered
+# after import (a test's, a user's) is known to settings and figures alike
+KINDS = KIND.keys()
 
 
 def init(key, m: int, d: int, kind: str, threshold: float, b_dec, norm=1.0):
@@ -163,27 +194,22 @@ def init(key, m: int, d: int, kind: str, threshold: float, b_dec, norm=1.0):
     b_dec given (the data mean: the decoder bias alone is then the trivial solution), b_enc 0."""
     W_dec = jax.random.normal(key, (m, d))
     W_dec = norm * W_dec / jnp.linalg.norm(W_dec, axis=0, keepdims=True)
-    params = {"W_enc": W_dec.T, "b_enc": jnp.zeros(d), "W_dec": W_dec, "b_dec": b_dec}
-    if kind == "jumprelu":
-        params["log_threshold"] = jnp.full(d, jnp.log(threshold))
-    if kind == "batchtopk":
-        params["threshold"] = jnp.zeros(())  # learnt by a running mean, not by gradients
-    return params
+    return {"W_enc": W_dec.T, "b_enc": jnp.zeros(d), "W_dec": W_dec, "b_dec": b_dec,
+            **KIND[kind].extra(d, threshold)}
 
 
 def decoder(params, kind: str):
     """The decoder as used: unit columns for the kinds that keep them (see the module doc)."""
     W = params["W_dec"]
-    if kinds(1)[kind].unit_decoder:
+    if KIND[kind].unit_decoder:
         W = W / jnp.maximum(jnp.linalg.norm(W, axis=0, keepdims=True), 1e-12)
     return W
 
 
 def forward(params, x, kind: str, k: int, hp, train: bool):
     """(x_hat, pre, f) for a batch x[B, m]."""
-    spec = kinds(k)[kind]
     pre = (x - params["b_dec"][None, :]) @ params["W_enc"].T + params["b_enc"][None, :]
-    f = spec.encode(params, pre, hp, train)
+    f = KIND[kind].encode(params, pre, hp, train, k)
     return f @ decoder(params, kind).T + params["b_dec"][None, :], pre, f
 
 
@@ -206,7 +232,7 @@ def loss(params, x, kind: str, k: int, hp, dead=None, aux_k: int = 0):
     (`dead`: which latents count as dead)."""
     x_hat, pre, f = forward(params, x, kind, k, hp, train=True)
     mse = jnp.mean(jnp.sum((x - x_hat) ** 2, axis=1))
-    penalty = kinds(k)[kind].penalty(params, x, pre, f, hp)
+    penalty = KIND[kind].penalty(params, x, pre, f, hp)
     if aux_k:
         penalty = penalty + hp.aux * aux_loss(params, x, x_hat, pre, dead, kind, aux_k)
     return mse + penalty, (mse, penalty, f, pre)

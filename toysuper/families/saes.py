@@ -170,7 +170,7 @@ def validate(cfg):
     """Rules across an SAE experiment's settings, checked on every SAE of the sweep."""
     for one in config.expand(cfg):
         kind, k, d = one["sae.kind"], one["sae.k"], one["sae.width"]
-        if kind in ("topk", "batchtopk", "matryoshka") and k > d:
+        if saes.KIND[kind].uses_k and k > d:
             raise ConfigError(f"sae.k = {k} is more than sae.width = {d} latents ({kind} keeps the "
                               f"k largest of them)")
         if one["source.kind"] == "model":

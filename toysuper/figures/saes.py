@@ -13,14 +13,10 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from toysuper import sae_scores, tables
+from toysuper import sae_scores, saes, tables
 from toysuper.figures.style import DPI, FLAG, mark_panel, title
 
-KIND_ORDER = ("relu_l1", "jumprelu", "topk", "batchtopk", "matryoshka")
-KNOB = {"relu_l1": ("l1_coefficient", "L1 coefficient"), "jumprelu": ("l0_coefficient", "L0 coefficient"),
-        "topk": ("k", "k"), "batchtopk": ("k", "k (mean per example)"), "matryoshka": ("k", "k")}
-KIND_COLOUR = {"relu_l1": "#1f77b4", "jumprelu": "#2ca02c", "topk": "#d62728", "batchtopk": "#9467bd",
-               "matryoshka": "#8c564b"}
+# each kind's knob, colour and place in the figures are its own (saes.KIND, read live)
 ANGLE = 8.0  # degrees: a true feature is found when its matched latent is this close
 # the literature's scores (sae_metrics) and the lab's decoder score under its honest name
 SCORES = (("mmcs_signed", "MMCS (Sharkey et al.)"), ("mcc_signed", "MCC of codes, all features"),
@@ -29,11 +25,11 @@ SCORES = (("mmcs_signed", "MMCS (Sharkey et al.)"), ("mcc_signed", "MCC of codes
 
 def knob(df):
     """Each SAE's sparsity knob value (its kind's own setting)."""
-    return np.array([row[KNOB[row["kind"]][0]] for _, row in df.iterrows()], float)
+    return np.array([row[saes.KIND[row["kind"]].knob[0]] for _, row in df.iterrows()], float)
 
 
 def _kinds(df):
-    return [k for k in KIND_ORDER if k in set(df["kind"])]
+    return [k for k in saes.KIND if k in set(df["kind"])]
 
 
 def _ring_losing(ax, x, y, beats):
@@ -82,7 +78,8 @@ def sae_dictionary(res):
                 ax = axes[r, c]
                 ax.plot(mean.index, mean[col], "-" if fair else "--", color=colour,
                         lw=1.6 if fair else 1.0, alpha=1.0 if fair else 0.45,
-                        label=f"{KNOB[kind][1]} = {v:g}" + ("" if fair else " (L0 off budget)"))
+                        label=f"{saes.KIND[kind].knob[1]} = {v:g}"
+                        + ("" if fair else " (L0 off budget)"))
                 ax.plot(cell["ratio"], cell[col], ".", color=colour, ms=4, alpha=0.6 if fair else 0.25)
                 _ring_losing(ax, cell["ratio"], cell[col], cell["beats_trivial"])
         ratios = sorted(mine["ratio"].unique())
@@ -118,10 +115,11 @@ def sae_matched(res):
             cell = mine[mine["knob"] == v]
             mean = cell.groupby("ratio")[["mmcs_signed", "mcc_signed", "l0_ratio"]].mean()
             for ax, col in zip(axes[0], ("mmcs_signed", "mcc_signed")):
-                ax.plot(mean.index, mean[col], styles[j % len(styles)], color=KIND_COLOUR[kind], lw=1.6,
-                        label=f"{kind} {KNOB[kind][1].split(' (')[0]} = {v:g} "
+                ax.plot(mean.index, mean[col], styles[j % len(styles)],
+                        color=saes.KIND[kind].colour, lw=1.6,
+                        label=f"{kind} {saes.KIND[kind].knob[1].split(' (')[0]} = {v:g} "
                               f"(L0 {mean['l0_ratio'].mean():.2g}x true)")
-                ax.plot(cell["ratio"], cell[col], ".", color=KIND_COLOUR[kind], ms=4, alpha=0.5)
+                ax.plot(cell["ratio"], cell[col], ".", color=saes.KIND[kind].colour, ms=4, alpha=0.5)
                 _ring_losing(ax, cell["ratio"], cell[col], cell["beats_trivial"])
     for ax, (_, label) in zip(axes[0], SCORES):
         ax.set(xscale="log", ylabel=label, xlabel="latents per true feature, d_sae / n", ylim=(None, 1.02))
@@ -142,7 +140,7 @@ def sae_angles(res):
     df["knob"] = knob(df)
     by = ["kind", "knob", "resample_every"]
     cells = df.drop_duplicates(by).sort_values(
-        by, key=lambda s: s.map(KIND_ORDER.index) if s.name == "kind" else s)
+        by, key=lambda s: s.map(list(saes.KIND).index) if s.name == "kind" else s)
     starts = [s for s in ("random", "features") if s in set(df["init"])]
     size = (1.9 * len(cells) + 0.4, 2.5 * len(starts) + 0.8)
     fig, axes = plt.subplots(len(starts), len(cells), figsize=size, dpi=DPI, squeeze=False,
@@ -165,7 +163,7 @@ def sae_angles(res):
             again = f", resample {cell['resample_every']}" if cell["resample_every"] else ""
             ratio = mine["l0"].mean() / mine["true_l0"].mean()
             budget = "" if _budget(mine) else ", off budget"
-            ax.set_title(f"{cell['kind']} {KNOB[cell['kind']][1].split(' ')[0]}={cell['knob']:g}"
+            ax.set_title(f"{cell['kind']} {saes.KIND[cell['kind'].knob][1].split(' ')[0]}={cell['knob']:g}"
                          f"{again}\n{ok}/{len(mine)} within {ANGLE:g}°\nL0 {ratio:.2g}x true{budget}",
                          fontsize=7, color="0.45" if budget else "black")
             losing = int((~mine["beats_trivial"].astype(bool)).sum())
@@ -212,8 +210,8 @@ def sae_absorption(res):
             axes[1, c].plot(mine["knob"], mine[col], ".", color=colour, alpha=0.4)
             _ring_losing(axes[1, c], mine["knob"], mine[col], mine["beats_trivial"])
         axes[1, c].legend(fontsize=7)
-        axes[1, c].set_xlabel(KNOB[kind][1])
-        if kind in ("relu_l1", "jumprelu"):
+        axes[1, c].set_xlabel(saes.KIND[kind].knob[1])
+        if not saes.KIND[kind].uses_k:  # penalty coefficients span decades
             for ax in axes[:, c]:
                 ax.set_xscale("log")
     axes[0, 0].set_ylabel("absorption rate")
