@@ -101,9 +101,13 @@ def chance_mcc(features: np.ndarray, d: int, draws: int = 200, seed: int = 0) ->
                           for _ in range(draws)]))
 
 
-def scores(decoder, features, sums: dict, examples: int) -> dict:
+def scores(decoder, features, sums: dict, examples: int, trivial_terms: int = 1) -> dict:
     """One SAE's row of saes.parquet from its decoder [m, d], true features [m, n] and its
-    evaluation sums (sae_train.Scores as a dict of NumPy values over `examples` activations)."""
+    evaluation sums (sae_train.Scores as a dict of NumPy values over `examples` activations).
+
+    The trivial solution (the decoder bias alone) scores the activations' variance on each of
+    the kind's `trivial_terms` reconstruction terms (saes.Kind.trivial_terms: Matryoshka's
+    nested reconstructions are each that variance too; a penalty on latents is 0 there)."""
     C = cosines(decoder, features)
     latent, cos = match(decoder, features)
     best = C.max(axis=0)
@@ -111,10 +115,11 @@ def scores(decoder, features, sums: dict, examples: int) -> dict:
     variance = sums["h_sq"] / examples - float(mean @ mean)
     mse, penalty = sums["mse"] / examples, sums["penalty"] / examples
     loss = mse + penalty
+    trivial = variance * trivial_terms
     return {
-        "loss": loss, "mse": mse, "penalty": penalty, "trivial_loss": variance,
-        "loss_ratio": loss / variance if variance > 0 else np.nan,
-        "beats_trivial": bool(loss <= variance * (1 + TRIVIAL_MARGIN)),
+        "loss": loss, "mse": mse, "penalty": penalty, "trivial_loss": trivial,
+        "loss_ratio": loss / trivial if trivial > 0 else np.nan,
+        "beats_trivial": bool(loss <= trivial * (1 + TRIVIAL_MARGIN)),
         "fve": 1 - mse / variance if variance > 0 else np.nan,
         "l0": sums["l0"] / examples, "true_l0": sums["true_l0"] / examples,
         "dead": int((sums["fires"] == 0).sum()), "dead_share": float((sums["fires"] == 0).mean()),

@@ -61,6 +61,9 @@ class Kind(NamedTuple):
     #                              W_dec, b_dec, at initialisation
     per_latent: tuple = ()  # those of its own parameters with one entry per latent
     after_step: Callable = _as_is  # (params, f, step) -> params: updates outside the gradient
+    trivial_terms: Callable = lambda d: 1  # d -> how many reconstruction errors its loss sums:
+    #                                        the trivial solution (decoder bias alone) pays the
+    #                                        activations' variance on each
 
 
 def _relu(params, pre, hp, train, k):
@@ -151,13 +154,18 @@ def _none(params, x, pre, f, hp):
     return jnp.zeros((), pre.dtype)
 
 
+def _prefixes(d: int) -> list[int]:
+    """Matryoshka's nested dictionaries: the first d/8, d/4 and d/2 latents (distinct, < d)."""
+    return sorted({max(1, d // 8), max(1, d // 4), max(1, d // 2)} - {d})
+
+
 def _nested(params, x, pre, f, hp):
     """Matryoshka: the mean squared error of reconstructions from the first d/8, d/4 and d/2
     latents alone, so early latents must stand on their own (general features first)."""
     d = f.shape[1]
     W = params["W_dec"] / jnp.maximum(jnp.linalg.norm(params["W_dec"], axis=0, keepdims=True), 1e-12)
     total = jnp.zeros((), x.dtype)
-    for p in sorted({max(1, d // 8), max(1, d // 4), max(1, d // 2)} - {d}):
+    for p in _prefixes(d):
         x_hat = f[:, :p] @ W[:, :p].T + params["b_dec"][None, :]
         total = total + jnp.mean(jnp.sum((x - x_hat) ** 2, axis=1))
     return total
@@ -181,7 +189,7 @@ KIND = {
                       after_step=_running_threshold),
     "matryoshka": Kind(_topk, _nested, True,
                        "topk whose first d/8, d/4 and d/2 latents must also reconstruct alone",
-                       colour="#8c564b", uses_k=True),
+                       colour="#8c564b", uses_k=True, trivial_terms=lambda d: 1 + len(_prefixes(d))),
 }
 
 # the kinds' names, in the order figures show them; KIND is read live, so a kind registered

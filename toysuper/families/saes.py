@@ -60,7 +60,8 @@ def tables(cfg, sweep, chunks, done) -> tuple[dict, dict, dict]:
             if bad:
                 rows.append(row)
                 continue
-            scored = sae_scores.scores(decoders[j], hp.F[j], one, examples)
+            scored = sae_scores.scores(decoders[j], hp.F[j], one, examples,
+                                       saes.KIND[shape.kind].trivial_terms(shape.d))
             # threshold labels are derived, not stored (verdicts.sae_optima)
             row.update({k: v for k, v in scored.items() if k not in verdicts.SAE_LABELS})
             rows.append(row)
