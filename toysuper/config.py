@@ -35,10 +35,6 @@ AXIS_FORMS = ("list", "logspace", "linspace", "range")
 CASES = "cases"
 
 
-def known_keys() -> list[str]:
-    return list(settings.BY_KEY)
-
-
 def load(path, overrides=()) -> dict:
     """Read an experiment file, apply `key=value` overrides and validate; returns the config."""
     path = Path(path)

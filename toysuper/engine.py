@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from toysuper import config, experiments, family, hosts, outputs, plan, settings, store, verdicts
+from toysuper import config, experiments, family, hosts, outputs, plan, settings, store
 from toysuper.errors import ConfigError, OutputsError, TrainingError
 
 
@@ -122,7 +122,7 @@ def run(experiment, overrides=(), out=None, force=False, progress=True):
         if members(res)["diverged"].all():  # nothing finite to draw: the tables, and say so
             outputs.make(res, figure_list=[])
             hosts.written()
-            raise OutputsError(verdicts.all_diverged(res, fam.noun))
+            raise OutputsError(all_diverged(res, fam.noun))
         try:
             outputs.make(res)
         except Exception as e:
@@ -206,6 +206,16 @@ def diverged_report(res, most: int = 10) -> str:
     more = f" and {len(bad) - most} more" if len(bad) > most else ""
     return (f"{len(bad)} of {len(rows)} {fam.noun} diverged (non-finite loss), kept with "
             f"loss NaN and diverged = True in {fam.tables[0]}.parquet: {'; '.join(named)}{more}")
+
+
+def all_diverged(res, unit: str) -> str:
+    """The one line a run ends with when every model (or SAE) of it diverged."""
+    every = config.expand(res.config)
+    lrs = sorted({float(s["train.lr"]) for s in every if "train.lr" in s})
+    return (f"every one of the {len(every)} {unit} diverged (non-finite loss; train.lr "
+            f"{', '.join(f'{v:g}' for v in lrs)}); they are stored in '{res.path}' with their "
+            f"derived tables, but no figure is drawn (nothing finite to draw); lower train.lr "
+            f"and run again with --force")
 
 
 def _shown(v) -> str:

@@ -129,17 +129,6 @@ def one_hot_config(n: int = 6, m: int = 2, size: int = N) -> dict:
                      "dataset_size": size}}
 
 
-def kgon(k: int, n: int, norm: float, bias: float, rest: float = 0.0) -> dict:
-    """Flax params of a k-gon: features 0..k-1 at angles 2 pi j / k with length `norm` and
-    output bias `bias`; the other n - k features unrepresented (W_i = 0, bias `rest`)."""
-    angles = 2 * np.pi * np.arange(k) / k
-    W = np.zeros((2, n), np.float32)
-    W[:, :k] = norm * np.stack([np.cos(angles), np.sin(angles)])
-    b = np.full(n, rest, np.float32)
-    b[:k] = bias
-    return {"params": {"W": W, "b": b}}
-
-
 def fit_kgon(shape, hp, X, k: int, steps: int = 3000, polish: int = 3000, lr: float = 0.01,
              rest: float = 0.05):
     """A k-gon made a critical point of the loss on rows X: first (norm, bias, rest) with the

@@ -123,7 +123,6 @@ def _one_round(out: Path, cfg: dict, res, beaten: pd.DataFrame, progress: bool):
     sweep = config.expand(res.config)
     ids = [int(i) for i in beaten["model"]]
     rows = [{**sweep[i], starts.KEY: str(out), **RECIPE} for i in ids]
-    starts._kept.cache_clear()  # `out` is rewritten between rounds: read its kept models again
     chunks = plan.chunks(rows, cfg["run"]["chunk_size"], cfg["run"]["memory_gb"])
     done = {}
     for c in chunks:

@@ -26,9 +26,6 @@ import numpy as np
 from toysuper import config, models, settings, store
 from toysuper.errors import ConfigError
 
-# toy-model kinds whose hidden states an SAE can read: the abs model's signed features write
-# ReLU(W_i) or ReLU(-W_i) by sign, two directions a feature, which these scores do not model
-READABLE = ("linear", "relu", "privileged")
 _SOURCE_DATA = ("data.law", "data.density", "data.correlated", "data.anticorrelated")
 
 
@@ -44,6 +41,10 @@ def stored(path: str):
     return store.load(path)
 
 
+# a run that rewrites a directory makes what was read of it stale
+store.on_rewrite(lambda path: stored.cache_clear())
+
+
 def stored_model(path: str, model: int):
     """(toy kind, flat settings, W) of model `model` of the results directory `path`."""
     res = stored(str(path))
@@ -53,9 +54,10 @@ def stored_model(path: str, model: int):
     if not 0 <= model < len(res.models):
         raise ConfigError(f"source.model = {model}: '{path}' holds models 0..{len(res.models) - 1}")
     kind = res.kind(model)
-    if kind not in READABLE:
+    if not models.MODELS[kind].readable:
+        readable = [k for k, spec in models.MODELS.items() if spec.readable]
         raise ConfigError(f"source.model = {model} of '{path}' is a {kind!r} model; SAEs read the "
-                          f"hidden states of {', '.join(READABLE)} models")
+                          f"hidden states of {', '.join(readable)} models")
     if bool(res.models.loc[res.models["model"] == model, "diverged"].iloc[0]):
         raise ConfigError(f"source.model = {model} of '{path}' diverged in training (NaN weights)")
     return kind, config.expand(res.config)[model], res.W(model).astype(np.float32)

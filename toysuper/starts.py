@@ -81,6 +81,10 @@ def _kept(source: str) -> list[tuple[dict, dict]]:
     return [(sweep[i], res.params(i)) for i in optima.kept_models(res)]
 
 
+# a run that rewrites a directory makes what was read of it stale
+store.on_rewrite(lambda path: _kept.cache_clear())
+
+
 def _candidates(source: str, geometry: tuple) -> list[tuple[dict, dict]]:
     return [(s, p) for s, p in _kept(source) if _geometry(s) == geometry]
 

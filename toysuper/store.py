@@ -163,8 +163,24 @@ def write_config(out: Path, cfg: dict) -> None:
         {**cfg, "schema": upgrade_mod.SCHEMA, "version": upgrade_mod.VERSION}))
 
 
+# Called with a results directory whenever a run rewrites it: readers that cache a directory
+# by its path (sources.stored, starts._kept) forget what they read there.
+REWRITTEN: list = []
+
+
+def on_rewrite(forget) -> None:
+    """Register `forget(path)`, called when a results directory is cleared or rewritten."""
+    REWRITTEN.append(forget)
+
+
+def _rewritten(out: Path) -> None:
+    for forget in REWRITTEN:
+        forget(Path(out))
+
+
 def clear(out: Path) -> None:
     """Remove everything a previous run wrote into `out`."""
+    _rewritten(out)
     for name in PRODUCTS + ("config.toml",):
         (out / name).unlink(missing_ok=True)
     for table in out.glob("*.parquet"):  # derived tables
@@ -361,6 +377,7 @@ def _shape_problem(arrays, expect: dict) -> str | None:
 def write_results(out: Path, tables: dict, weights: dict, snapshots: dict, summary: dict) -> None:
     """Write the tables, weights and snapshots, then summary.json, which marks the run complete."""
     out = Path(out)
+    _rewritten(out)
     for name, df in tables.items():
         write_table(out / f"{name}.parquet", df)
     _savez(out / "weights.npz", weights, compress=True)

@@ -26,7 +26,7 @@ from importlib import metadata
 
 import pandas as pd
 
-from toysuper import settings
+from toysuper import family, settings
 from toysuper.errors import ConfigError
 
 SCHEMA = 7
@@ -64,19 +64,18 @@ def _divergence(cfg: dict, tables: dict) -> None:
             diverged=False, diverged_step=pd.array([pd.NA] * len(models), "Int64"))
 
 
-def _toy_settings(cfg: dict, tables: dict) -> None:
-    if settings.family(cfg) == "toys":
-        _settings(cfg, tables)
+def _own_settings(cfg: dict, tables: dict) -> None:
+    """Settings a family added since, at the value its results were made with (Setting.old),
+    in the config and as columns of its main table (a row per member)."""
+    fam = family.of(cfg)
+    _settings(cfg, tables, fam.settings, fam.tables[0])
 
 
-def _sae_settings(cfg: dict, tables: dict) -> None:
-    if settings.family(cfg) == "saes":
-        _settings(cfg, tables, settings.SAE_TABLE, "saes")
-
-
-# schema k -> the step that makes it k + 1
-STEPS = {1: _to_2, 2: _settings, 3: _divergence, 4: _toy_settings, 5: _toy_settings,
-         6: _sae_settings}
+# schema k -> the step that makes it k + 1. From 4 on, a step adds the settings each family
+# gained since (a family that gained none is left as it is); a new setting with an `old` value
+# is a schema bump whose step is _own_settings again (docs/extending.md).
+STEPS = {1: _to_2, 2: _settings, 3: _divergence, 4: _own_settings, 5: _own_settings,
+         6: _own_settings}
 
 
 def upgrade(cfg: dict, tables: dict | None = None, where="results") -> tuple[dict, dict]:

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from toysuper import config, sae_scores
+from toysuper import sae_scores
 
 # SAE columns decided by a threshold: computed by sae_optima, dropped from saes.parquet when
 # stored, and joined back to `res.saes` when read (store.load)
@@ -119,13 +119,3 @@ def labelled(res):
     res.derived["sae_optima"] = sae_optima(res)
     res.saes = with_labels(res.saes, res.derived["sae_optima"])
     return res
-
-
-def all_diverged(res, unit: str) -> str:
-    """The one line a run ends with when every model (or SAE) of it diverged."""
-    every = config.expand(res.config)
-    lrs = sorted({float(s["train.lr"]) for s in every if "train.lr" in s})
-    return (f"every one of the {len(every)} {unit} diverged (non-finite loss; train.lr "
-            f"{', '.join(f'{v:g}' for v in lrs)}); they are stored in '{res.path}' with their "
-            f"derived tables, but no figure is drawn (nothing finite to draw); lower train.lr "
-            f"and run again with --force")
