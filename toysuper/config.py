@@ -243,22 +243,36 @@ def _check_count(cfg: dict) -> None:
 
 
 def validate(cfg: dict) -> None:
-    """Check the fixed settings and every value of every axis; raises ConfigError."""
+    """Check the fixed settings and every value of every axis; raises ConfigError.
+
+    By concern: the sweep's cases (each checked as a sweep of its own), the file's top-level
+    keys, every setting's value, the rules every family shares, then the family's own."""
     _check_unswept(cfg)
-    if CASES in cfg["sweep"]:  # each case is checked as a sweep with its settings fixed
-        for i, case in enumerate(cfg["sweep"][CASES]):
-            both = sorted(set(case) & set(cfg["sweep"]))
-            if both:
-                raise ConfigError(f"{both} set both by sweep case {i} and by a sweep axis")
-            sub = copy.deepcopy(cfg)
-            del sub["sweep"][CASES]
-            for key, value in case.items():
-                _set(sub, key, value)
-            try:
-                validate(sub)
-            except ConfigError as e:
-                raise ConfigError(f"sweep case {i} {case}: {e}") from None
-        return
+    if CASES in cfg["sweep"]:
+        return _check_cases(cfg)
+    _check_top_level(cfg)
+    _check_values(cfg)
+    _check_schedule(cfg)
+    family_mod.of(cfg).validate(cfg)  # the family's own rules across settings
+
+
+def _check_cases(cfg: dict) -> None:
+    """Each sweep case is checked as a sweep with its settings fixed."""
+    for i, case in enumerate(cfg["sweep"][CASES]):
+        both = sorted(set(case) & set(cfg["sweep"]))
+        if both:
+            raise ConfigError(f"{both} set both by sweep case {i} and by a sweep axis")
+        sub = copy.deepcopy(cfg)
+        del sub["sweep"][CASES]
+        for key, value in case.items():
+            _set(sub, key, value)
+        try:
+            validate(sub)
+        except ConfigError as e:
+            raise ConfigError(f"sweep case {i} {case}: {e}") from None
+
+
+def _check_top_level(cfg: dict) -> None:
     for key in ("name", "description", "traps"):
         if not isinstance(cfg[key], str):
             raise ConfigError(f"'{key}' must be a string, got {cfg[key]!r}")
@@ -267,6 +281,10 @@ def validate(cfg: dict) -> None:
         names = cfg[key]
         if not (isinstance(names, list) and all(isinstance(f, str) for f in names)):
             raise ConfigError(f"{key} = {names!r} must be a list of names")
+
+
+def _check_values(cfg: dict) -> None:
+    """Every fixed setting and every value of every axis, then the sweep's size."""
     fixed = _fixed(cfg)
     for key, value in fixed.items():
         settings.check_value(key, value, fixed)
@@ -274,15 +292,15 @@ def validate(cfg: dict) -> None:
     for key, spec in cfg["sweep"].items():
         for value in axis_values(key, spec):
             settings.check_value(key, value, {**fixed, key: value})
-    n_models = math.prod(len(axis_values(k, s)) for k, s in cfg["sweep"].items())
-    if n_models < 1:
+    if math.prod(len(axis_values(k, s)) for k, s in cfg["sweep"].items()) < 1:
         raise ConfigError("the sweep has no models")
-    steps, log_every = fixed_or_axis(cfg, "train.steps"), fixed_or_axis(cfg, "train.log_every")
-    for s in steps:
-        for le in log_every:
+
+
+def _check_schedule(cfg: dict) -> None:
+    for s in fixed_or_axis(cfg, "train.steps"):
+        for le in fixed_or_axis(cfg, "train.log_every"):
             if s % le:
                 raise ConfigError(f"train.steps = {s} must be a multiple of train.log_every = {le}")
-    family_mod.of(cfg).validate(cfg)  # the family's own rules across settings
 
 
 # Settings read only after training (the attack of toysuper/adversarial.py): a sweep axis over
