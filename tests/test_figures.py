@@ -168,9 +168,9 @@ def test_loss_curves_line_style_means_kind_in_every_experiment():
         styles = [{t.get_text(): h.get_linestyle() for t, h in
                    zip(f.axes[0].get_legend().get_texts(), f.axes[0].get_legend().legend_handles)}
                   for f in figs]
-        relu = style.KIND_TITLE["relu"]
+        relu = style.kind_title("relu")
         assert styles[0][relu] == styles[1][relu]  # ReLU alone or beside the linear model
-        assert styles[0][style.KIND_TITLE["linear"]] != styles[0][relu]
+        assert styles[0][style.kind_title("linear")] != styles[0][relu]
         assert "line style: model kind" in figs[0].axes[0].get_legend().get_title().get_text()
     finally:
         plt.close("all")

@@ -234,7 +234,7 @@ def table(res) -> pd.DataFrame:
             out = _measure(shape, steps, restarts)(params, hp, jnp.stack(xs), jnp.stack(valid),
                                                    jnp.asarray(eps, jnp.float32))
             count, clean, attacked, randomly = (np.asarray(a, np.float64) for a in out)
-            tied = models.MODELS[shape.kind].embed == "W"
+            tied = models.MODELS[shape.kind].tied
             if tied:
                 paper = _analytic(shape, ANALYTIC_BLOCKS)(params, hp, jnp.asarray(eps, jnp.float32))
                 paper = [[np.asarray(a, np.float64) for a in way] for way in paper]

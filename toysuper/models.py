@@ -19,6 +19,7 @@ from typing import Callable, NamedTuple
 
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
 
 from toysuper import data
 
@@ -77,22 +78,78 @@ class UntiedModel(nn.Module):
         return (out, {"hidden": pre_h, "output": pre_out}) if preacts else out
 
 
+def tied_baselines(n: int, m: int, const, gain) -> dict:
+    """{baseline name: parameters} of a tied model (x' = out(W^T hidden(W x) + b)).
+
+    constant: W = 0, every output at its constant b_i = const_i. top-k exact: the k = min(m, n)
+    features of largest `gain` (what reproducing one exactly saves over its constant) each on its
+    own hidden dimension (a unit column of W), the rest at their constant.
+    """
+    k = min(m, n)
+    top = np.argsort(-gain, kind="stable")[:k]
+    W = np.zeros((m, n))
+    W[np.arange(k), top] = 1.0
+    b = const.copy()
+    b[top] = 0.0
+    return {"constant": {"W": np.zeros((m, n)), "b": const}, "top-k exact": {"W": W, "b": b}}
+
+
+def paired_baselines(n: int, m: int, const, gain) -> dict:
+    """{baseline name: parameters} of the computation model: as tied_baselines, but each of the
+    k = min(m // 2, n) computed features on a pair of neurons, ReLU(x_i) and ReLU(-x_i), which
+    W2 adds back up to |x_i|."""
+    k = min(m // 2, n)
+    top = np.argsort(-gain, kind="stable")[:k]
+    W1, W2 = np.zeros((m, n)), np.zeros((n, m))
+    W1[2 * np.arange(k), top], W1[2 * np.arange(k) + 1, top] = 1.0, -1.0
+    W2[top, 2 * np.arange(k)], W2[top, 2 * np.arange(k) + 1] = 1.0, 1.0
+    b = const.copy()
+    b[top] = 0.0
+    return {"constant": {"W1": np.zeros((m, n)), "W2": np.zeros((n, m)), "b": const},
+            "top-k exact": {"W1": W1, "W2": W2, "b": b}}
+
+
 class Spec(NamedTuple):
+    """Everything about one model kind. Code elsewhere reads these fields and never a kind's name
+    (a figure or table about one kind's science aside), so a kind is added by one entry in MODELS."""
+
     build: Callable[[int, int], nn.Module]  # (n_features, n_hidden) -> module
     target: Callable = _identity
     doc: str = ""
     embed: str = "W"         # the parameter holding the m x n embedding
     neurons: bool = False    # a ReLU on the hidden layer: its neurons are a privileged basis
     relu_out: bool = True    # a ReLU on the output: an output whose input is never positive is dead
+    # one matrix W reads and writes every feature: each non-bias parameter's columns are the
+    # features' directions, which weight growth (train.weight_decay < 0, train._decay) pulls to
+    # unit norm, and the analytic attacks of adversarial.py read
+    tied: bool = True
+    # (n, m, const [n], gain [n]) -> {"constant": params, "top-k exact": params}: the trivial
+    # exact solutions a trained model must beat (toysuper/optima.py)
+    baselines: Callable = tied_baselines
+    law: str = ""            # the data.law its task needs ("": any), and why (for the error)
+    law_reason: str = ""
+    readable: bool = True    # an SAE can read its hidden states (source.kind = "model", sources.py)
+    title: str = ""          # its name in figures ("": the kind's name)
+    line: str = "-"          # its line style in every figure (colour means density)
+    marker: str = "o"        # its scatter marker in every figure
 
 
+# In figures, kinds come in this order.
 MODELS = {
-    "linear": Spec(lambda n, m: TiedModel(n, m), doc="x' = W^T W x + b", relu_out=False),
-    "relu": Spec(lambda n, m: TiedModel(n, m, nn.relu), doc="x' = ReLU(W^T W x + b)"),
+    "linear": Spec(lambda n, m: TiedModel(n, m), doc="x' = W^T W x + b", relu_out=False,
+                   title="linear model", line="--", marker="s"),
+    "relu": Spec(lambda n, m: TiedModel(n, m, nn.relu), doc="x' = ReLU(W^T W x + b)",
+                 title="ReLU output model", line="-", marker="o"),
     "privileged": Spec(lambda n, m: TiedModel(n, m, nn.relu, nn.relu), neurons=True,
-                       doc="h = ReLU(W x), x' = ReLU(W^T h + b)"),
-    "abs": Spec(UntiedModel, target=jnp.abs, embed="W1", neurons=True,
-                doc="h = ReLU(W1 x), y = ReLU(W2 h + b), target |x|"),
+                       doc="h = ReLU(W x), x' = ReLU(W^T h + b)",
+                       title="ReLU hidden layer", line=":", marker="^"),
+    # not readable: its signed features write ReLU(W_i) or ReLU(-W_i) by sign, two directions a
+    # feature, which the SAE scores (sources.true_features) do not model
+    "abs": Spec(UntiedModel, target=jnp.abs, embed="W1", neurons=True, tied=False,
+                baselines=paired_baselines, law="signed",
+                law_reason="computes |x|, which is x itself for magnitudes >= 0",
+                readable=False, doc="h = ReLU(W1 x), y = ReLU(W2 h + b), target |x|",
+                title="computation model (|x|)", line="-.", marker="D"),
 }
 
 

@@ -1,8 +1,9 @@
 """Neuron-level views of models with a privileged hidden basis (docs/privileged_basis.md).
 
-With a ReLU on the hidden layer (model kinds "privileged" and "abs") the m hidden neurons are
-the basis to read a model in. Neuron k's input weights are row k of the embedding (W, or W1 of
-the computation model); everything here is computed from stored weights, never by training.
+With a ReLU on the hidden layer (the model kinds whose models.Spec has neurons=True) the m
+hidden neurons are the basis to read a model in. Neuron k's input weights are row k of the
+embedding (W, or W1 of the computation model); everything here is computed from stored weights,
+never by training.
 
 Settings (module constants, so that a changed rule relabels stored results on `toysuper plot`):
   CARRY      neuron k carries feature i when feature i alone can fire it with a weight of at

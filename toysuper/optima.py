@@ -6,7 +6,8 @@ A trained model is evidence only if it beats the solutions anyone could write do
                or |U[-1, 1]|), a loss of I_i Var(target_i) = I_i (p_i/3 - p_i^2/4) per feature;
   top-k exact  the k features worth most reproduced exactly, the rest at their constant: k = m
                for the tied models (W's columns unit vectors in k hidden dimensions), k = m/2
-               for the computation model (each feature on an x+ and an x- neuron).
+               for the computation model (each feature on an x+ and an x- neuron); each kind's
+               own construction is its models.Spec.baselines.
 Both are built for each model and scored by the model's own evaluation program on the model's
 own evaluation sample (common random numbers), beside the trained weights. In "sample" mode the
 evaluation's blocks are independent batches, so the paired difference has a standard error.
@@ -64,27 +65,7 @@ def constructions(kind: str, n: int, m: int, law: str, imp, p, moments=None) -> 
     const_loss = m2 - 2 * const * m1 + const ** 2
     exact_loss = lost if (spec.target is not jnp.abs and spec.relu_out) else np.zeros_like(p)
     gain = imp * (const_loss - exact_loss)
-    embed = spec.embed
-    out = {}
-    if embed == "W":  # tied: x' = out(W^T hidden(W x) + b)
-        k = min(m, n)
-        top = np.argsort(-gain, kind="stable")[:k]
-        W = np.zeros((m, n))
-        W[np.arange(k), top] = 1.0
-        b = const.copy()
-        b[top] = 0.0
-        out["constant"] = {"W": np.zeros((m, n)), "b": const}
-        out["top-k exact"] = {"W": W, "b": b}
-    else:  # the computation model: a pair of neurons per computed feature
-        k = min(m // 2, n)
-        top = np.argsort(-gain, kind="stable")[:k]
-        W1, W2 = np.zeros((m, n)), np.zeros((n, m))
-        W1[2 * np.arange(k), top], W1[2 * np.arange(k) + 1, top] = 1.0, -1.0
-        W2[top, 2 * np.arange(k)], W2[top, 2 * np.arange(k) + 1] = 1.0, 1.0
-        b = const.copy()
-        b[top] = 0.0
-        out["constant"] = {"W1": np.zeros((m, n)), "W2": np.zeros((n, m)), "b": const}
-        out["top-k exact"] = {"W1": W1, "W2": W2, "b": b}
+    out = spec.baselines(n, m, const, gain)
     return {name: {"params": {k: v.astype(np.float32) for k, v in prm.items()}}
             for name, prm in out.items()}
 

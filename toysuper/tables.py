@@ -36,7 +36,7 @@ class Table(NamedTuple):
     family: str = "toys"  # the results it reads (settings.family): "toys", "saes" or "any"
 
 
-NEURONS = needs.some("model.kind", models.NEURON_KINDS,
+NEURONS = needs.some("model.kind", lambda k: k in models.MODELS and models.MODELS[k].neurons,
                      f"a model with a ReLU hidden layer (model.kind in {list(models.NEURON_KINDS)})")
 # the LLC's n beta = n / log n needs a data set of at least 2 points (toysuper/llc.py)
 LLC_DATA = needs.every("data.dataset_size", lambda v: not v or v >= 2,
@@ -63,6 +63,7 @@ DERIVED = {
                      doc="per (model, neuron): monosemanticity, top and carried features"),
     "codes": Table(neurons.codes, (NEURONS,),
                    doc="per model: how its neurons share its features (3 x dedicated + 3 in 2, ...)"),
+    # the motif is the |x| computation model's own science (section 8): named by its kind
     "motifs": Table(neurons.motifs, (needs.some("model.kind", ["abs"],
                                                 "computation models (model.kind = 'abs')"),),
                     doc="per asymmetric superposition motif of a computation model"),

@@ -151,12 +151,13 @@ def validate(cfg: dict) -> None:
                               f"train.log_every = {le} steps, so at most {s // le} fit in "
                               f"train.steps = {s}")
     for kind, law in itertools.product(fixed_or_axis(cfg, "model.kind"), fixed_or_axis(cfg, "data.law")):
-        if kind == "abs" and law != "signed":
-            raise ConfigError(f"model.kind = 'abs' computes |x|, which is x itself for data.law = "
-                              f"{law!r}; set data.law = 'signed' (active magnitudes U[-1, 1])")
+        spec = models.MODELS[kind]
+        if spec.law and law != spec.law:
+            raise ConfigError(f"model.kind = {kind!r} {spec.law_reason}; set data.law = "
+                              f"{spec.law!r}, not {law!r}")
     for kind, wd in itertools.product(fixed_or_axis(cfg, "model.kind"),
                                       fixed_or_axis(cfg, "train.weight_decay")):
-        if wd < 0 and models.MODELS[kind].embed != "W":
+        if wd < 0 and not models.MODELS[kind].tied:
             raise ConfigError(f"train.weight_decay = {wd}: a negative decay (weight growth) pulls "
                               f"each feature's embedding column to unit norm, which only the tied "
                               f"models have; model.kind = {kind!r} is not one of them")

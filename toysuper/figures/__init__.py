@@ -74,6 +74,7 @@ ONE_SWEPT_FEATURE = needs.rule(
 SNAPSHOTS = needs.every("train.snapshots",
                         lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
                         "train.snapshots > 0 (weights saved during training)")
+# the asymmetric motif is the |x| computation model's own science (section 8): named by its kind
 COMPUTATION = needs.some("model.kind", ["abs"], "a computation model (model.kind = 'abs')")
 ADVERSARIAL_TRAINING = needs.some("train.adversarial_steps", lambda v: isinstance(v, int) and v > 0,
                                   "a model trained on attacked inputs (train.adversarial_steps > 0)")

@@ -9,17 +9,16 @@ from toysuper import tables
 from toysuper.figures.style import (
     DPI,
     FLAG_WORDS,
-    KIND_STYLE,
-    KIND_TITLE,
     best_models,
     flags,
+    kind_line,
+    kind_marker,
+    kind_title,
     kinds,
     one_seed,
     ring,
     title,
 )
-
-KIND_MARKER = {"linear": "s", "relu": "o", "privileged": "^", "abs": "D"}
 
 
 def vulnerability(res):
@@ -48,7 +47,7 @@ def vulnerability(res):
     fig, (ax_v, ax_d, ax_s, ax_p) = plt.subplots(1, 4, figsize=(18, 4.9), dpi=DPI,
                                                  layout="constrained")
     for kind in found:
-        style = KIND_STYLE.get(kind, "-")
+        style = kind_line(kind)
         mine = best[best["kind"] == kind]
         for e in radii:
             of = rows[(rows["kind"] == kind) & (rows["eps"] == e)]
@@ -60,13 +59,13 @@ def vulnerability(res):
             if not single:
                 ax_v.scatter(of["density"], of["vulnerability"], s=5, color=colours[e], alpha=0.4, lw=0)
             ax_s.scatter(of["per_dim"], of["vulnerability"], s=14, color=colours[e],
-                         marker=KIND_MARKER.get(kind, "o"), alpha=0.8, lw=0)
+                         marker=kind_marker(kind), alpha=0.8, lw=0)
             if "analytic_vulnerability" in of:
                 ax_p.scatter(of["per_dim"], of["analytic_vulnerability"], s=14, color=colours[e],
-                             marker=KIND_MARKER.get(kind, "o"), alpha=0.8, lw=0)
+                             marker=kind_marker(kind), alpha=0.8, lw=0)
         mine = mine.sort_values("density", ascending=False)
         ax_d.plot(mine["density"], mine["per_dim"], style, marker="o", ms=3.5, lw=1.2, color="0.15",
-                  label=KIND_TITLE.get(kind, kind))
+                  label=kind_title(kind))
         if not single:
             seeds = models[models["kind"] == kind]
             ax_d.scatter(seeds["density"], seeds["per_dim"], s=5, color="0.55", lw=0)
@@ -97,9 +96,9 @@ def vulnerability(res):
         ax_s.scatter([], [], s=14, color=colours[e], label=f"eps = {e:g}")
         ax_p.scatter([], [], s=14, color=colours[e], label=f"eps = {e:g} of the mean input norm")
     for kind in found:
-        ax_v.plot([], [], KIND_STYLE.get(kind, "-"), color="0.2", label=KIND_TITLE.get(kind, kind))
-        ax_s.scatter([], [], s=14, color="0.4", marker=KIND_MARKER.get(kind, "o"),
-                     label=KIND_TITLE.get(kind, kind))
+        ax_v.plot([], [], kind_line(kind), color="0.2", label=kind_title(kind))
+        ax_s.scatter([], [], s=14, color="0.4", marker=kind_marker(kind),
+                     label=kind_title(kind))
     ax_v.plot([], [], "-", color="0.5", alpha=0.35, label="pale: random direction, same norm")
     if not single:
         ax_d.scatter([], [], s=5, color="0.55", label="every seed")

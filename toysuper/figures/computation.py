@@ -83,6 +83,7 @@ def asymmetric_motif(res):
     points are ringed in red; if the example is one, its panels are framed in red.
     """
     found = tables.get(res, "motifs")
+    # the motif is the |x| computation model's own science (section 8), so this names its kind
     abs_models = res.models[res.models["kind"] == "abs"].set_index("model")
     counts = found.groupby("model").size().reindex(abs_models.index, fill_value=0)
     single = one_seed(abs_models, ["density"])

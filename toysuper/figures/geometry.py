@@ -15,10 +15,10 @@ from toysuper.figures.style import (
     DPI,
     FLAG,
     FLAG_WORDS,
-    KIND_TITLE,
     best_models,
     flags,
     fraction_lines,
+    kind_title,
     kinds,
     mark_panel,
     one_seed,
@@ -53,7 +53,7 @@ def dims_per_feature(res):
         if not single:
             ax.scatter(g["inv"], g["dims_per_feature"], s=8, color="0.6", zorder=2)
         ax.plot(best["inv"], best["dims_per_feature"], "o-", ms=3.5, lw=1, zorder=3,
-                label=f"{KIND_TITLE.get(kind, kind)}, n={n}, m={m}"
+                label=f"{kind_title(kind)}, n={n}, m={m}"
                       + ("" if single else " (lowest-loss seed)"))
         drawn.append(best if single else g)
     ax.set(xscale="log", ylim=(0, 1.08), xlabel="1 / (1-S) = 1 / density",
@@ -139,7 +139,7 @@ def structure_mix(res):
                 tick.set(color=FLAG, fontweight="bold")
         note = f" (red: {FLAG_WORDS})" if any(bad) else ""
         ax.set(xlabel=f"feature density 1-S (sparser to the right){note}", ylabel="share of features",
-               ylim=(0, 1), xlim=(-0.6, len(rows) - 0.4), title=KIND_TITLE.get(kind, kind))
+               ylim=(0, 1), xlim=(-0.6, len(rows) - 0.4), title=kind_title(kind))
         ax.title.set_fontsize(9)
     axes[0, 0].legend(fontsize=7, ncol=1, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.suptitle(f"{title(res)}: structures the features form (toysuper/structures.py)",

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import colors
 
-from toysuper.figures.style import DPI, KIND_TITLE, best_models, flags, kinds, mark_panel, title
+from toysuper.figures.style import DPI, best_models, flags, kind_title, kinds, mark_panel, title
 
 
 def feature_plane(res):
@@ -39,7 +39,7 @@ def feature_plane(res):
             mark_panel(ax, marks.get(int(row["model"])))
         for c in range(len(rows), cols):
             axes[r, c].axis("off")
-        axes[r, 0].set_ylabel(KIND_TITLE.get(kind, kind))
+        axes[r, 0].set_ylabel(kind_title(kind))
     fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, shrink=0.8,
                  label="importance $I_i$")
     fig.suptitle(f"{title(res)}: features W_i in the hidden plane "

@@ -13,15 +13,16 @@ from matplotlib.collections import PolyCollection
 from toysuper import neurons, tables
 from toysuper.figures.style import (
     DPI,
-    KIND_TITLE,
     SUP_CMAP,
     SUP_LABEL,
     best_models,
     flags,
+    kind_title,
     mark_panel,
     one_seed,
     title,
 )
+from toysuper.models import MODELS
 
 # Up to this many features, each gets its own colour (matplotlib's tab10), so a feature can be
 # followed from neuron to neuron (section 7's pairs: every feature on two bars); beyond it the
@@ -103,7 +104,8 @@ def neuron_weights(res):
     for ax, (_, row) in zip(axes.ravel(), best.iterrows()):
         model = int(row["model"])
         W = res.W(model)
-        if res.kind(model) == "abs":
+        spec = MODELS[res.kind(model)]
+        if not spec.tied:  # the computation model's W1: each neuron to its own scale
             W, scaled = per_neuron_scale(W), True
         f = feats.loc[model].reindex(np.arange(W.shape[1]))
         importance = f["importance"].to_numpy()
@@ -127,7 +129,8 @@ def neuron_weights(res):
         ax.set_xlim(-0.6, len(order) - 0.4)
         label = (f"1-S = {row['density']:.3g}: {int(mono.sum())}/{len(order)} monosemantic, "
                  f"loss {row['loss']:.2g}")
-        ylabel = "W1$_{ki}$ / max$_i$|W1$_{ki}$|" if res.kind(model) == "abs" else "W$_{ki}$"
+        e = spec.embed
+        ylabel = f"{e}$_{{ki}}$ / max$_i$|{e}$_{{ki}}$|" if not spec.tied else f"{e}$_{{ki}}$"
         if wide:
             ax.set_ylabel(ylabel, fontsize=8)
             ax.set_title(label, fontsize=9, loc="left")
@@ -153,7 +156,7 @@ def neuron_weights(res):
         fig.colorbar(plt.cm.ScalarMappable(norm=colors.Normalize(0, 1), cmap=SUP_CMAP), ax=axes,
                      shrink=0.7 if wide else 0.9, label="feature's " + SUP_LABEL)
     kinds = sorted(set(best["kind"]))
-    kind = ", ".join(KIND_TITLE.get(x, x) for x in kinds)
+    kind = ", ".join(kind_title(x) for x in kinds)
     seeds = "" if one_seed(has, ["kind", "density"]) else "; lowest-loss seed of each density"
     say = (f"one segment per feature{' (colour: which feature)' if identity else ''}, "
            f"positive up, negative down"

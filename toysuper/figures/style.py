@@ -14,13 +14,9 @@ from matplotlib import colors, ticker
 
 from toysuper import family, tables
 from toysuper import verdicts as counting
+from toysuper.models import MODELS, Spec
 
 DPI = 120
-KIND_ORDER = ("linear", "relu", "privileged", "abs")
-KIND_TITLE = {"linear": "linear model", "relu": "ReLU output model",
-              "privileged": "ReLU hidden layer", "abs": "computation model (|x|)"}
-# Line style means model kind in every figure, whatever kinds a sweep holds (colour is density).
-KIND_STYLE = {"linear": "--", "relu": "-", "privileged": ":", "abs": "-."}
 # superposition sum_{j != i} (W^_i . W_j)^2 of a feature, clipped to [0, 1]: black (alone in its
 # direction) through purple to yellow (sharing it fully); used wherever a feature is coloured by it
 SUP_CMAP = colors.LinearSegmentedColormap.from_list("sup", ["#101010", "#3b2a8a", "#f5c400"])
@@ -52,9 +48,31 @@ def one_seed(models, by) -> bool:
 
 
 def kinds(models) -> list[str]:
-    """The model kinds present, in KIND_ORDER (unknown kinds last, by name)."""
+    """The model kinds present, in models.MODELS order (kinds not registered, an old result's,
+    last by name)."""
+    order = list(MODELS)
     found = list(dict.fromkeys(models["kind"]))
-    return sorted(found, key=lambda k: (KIND_ORDER.index(k) if k in KIND_ORDER else 99, k))
+    return sorted(found, key=lambda k: (order.index(k) if k in order else len(order), k))
+
+
+def _spec(kind: str) -> Spec:
+    return MODELS.get(kind) or Spec(None)
+
+
+def kind_title(kind: str) -> str:
+    """A model kind's name in figures (models.Spec.title, the kind itself if it has none)."""
+    return _spec(kind).title or kind
+
+
+def kind_line(kind: str) -> str:
+    """A model kind's line style, the same in every figure whatever kinds a sweep holds
+    (colour means density)."""
+    return _spec(kind).line
+
+
+def kind_marker(kind: str) -> str:
+    """A model kind's scatter marker, the same in every figure."""
+    return _spec(kind).marker
 
 
 def spread(values, gap: float) -> np.ndarray:

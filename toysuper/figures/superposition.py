@@ -9,11 +9,11 @@ from matplotlib import colors, gridspec
 from toysuper import metrics
 from toysuper.figures.style import (
     DPI,
-    KIND_TITLE,
     SUP_CMAP,
     SUP_LABEL,
     best_models,
     flags,
+    kind_title,
     kinds,
     mark_panel,
     title,
@@ -53,7 +53,7 @@ def superposition_grid(res):
             ax.set(xticks=[], yticks=[])
             ax.set_title(f"1-S = {p:.3g}", fontsize=9)
             if c == 0:
-                ax.set_ylabel(f"{KIND_TITLE.get(kind, kind)}\nW$^T$W", fontsize=9)
+                ax.set_ylabel(f"{kind_title(kind)}\nW$^T$W", fontsize=9)
             axb = fig.add_subplot(pair[1])
             axb.imshow(f["bias"].to_numpy()[:, None], cmap="RdBu_r", norm=heat, aspect="auto",
                        interpolation="nearest")

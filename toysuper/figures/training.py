@@ -9,9 +9,9 @@ from toysuper.figures.style import (
     DPI,
     FLAG,
     FLAG_WORDS,
-    KIND_STYLE,
-    KIND_TITLE,
     flags,
+    kind_line,
+    kind_title,
     kinds,
     log_ticks,
     title,
@@ -21,7 +21,7 @@ from toysuper.figures.style import (
 def loss_curves(res):
     """Training loss against step for every model: colour is density, line style model kind.
 
-    The line style of a kind is fixed (style.KIND_STYLE), so it means the same in every
+    The line style of a kind is fixed (models.Spec.line), so it means the same in every
     experiment's figure; a trapped or local-minimum model's curve therefore keeps its style and
     colour and gets a red halo under it instead.
     """
@@ -38,10 +38,10 @@ def loss_curves(res):
         if int(model) in marks:
             ax.plot(h["step"], h["loss"], color=FLAG, lw=3.2, alpha=0.35, zorder=1,
                     solid_capstyle="round")
-        ax.plot(h["step"], h["loss"], ls=KIND_STYLE.get(row["kind"], "-"), lw=0.9, alpha=0.8,
+        ax.plot(h["step"], h["loss"], ls=kind_line(row["kind"]), lw=0.9, alpha=0.8,
                 color=cmap(norm(dens[model])) if norm else "C0")
     for kind in kinds(res.models):
-        ax.plot([], [], ls=KIND_STYLE.get(kind, "-"), color="0.3", label=KIND_TITLE.get(kind, kind))
+        ax.plot([], [], ls=kind_line(kind), color="0.3", label=kind_title(kind))
     if any(int(m) in marks for m in res.models["model"]):
         ax.plot([], [], color=FLAG, lw=3.2, alpha=0.35, label=f"red halo: {FLAG_WORDS}")
     where = ("colour: mean density (bar)" if norm else
