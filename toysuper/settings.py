@@ -15,6 +15,7 @@ config.validate.
 from __future__ import annotations
 
 import copy
+import importlib
 import math
 import re
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from toysuper import data, models, saes
+from toysuper import data
 from toysuper import family as family_mod
 from toysuper.errors import ConfigError
 
@@ -71,10 +72,17 @@ def nonneg_int(key, v, settings=None):
 
 
 def one_of(choices):
-    """A check that the value is a name in `choices` (a registry dict or a tuple)."""
+    """A check that the value is a name in `choices`: a registry dict or a tuple, or a
+    family's registry named "module:NAME", read when checked (so this table imports no
+    family's module, and a kind registered later is known)."""
     def check(key, v, settings=None):
-        if not isinstance(v, str) or v not in choices:
-            raise ConfigError(f"{key} = {v!r} is not one of: {', '.join(choices)}")
+        if isinstance(choices, str):
+            module, name = choices.split(":")
+            allowed = getattr(importlib.import_module(module), name)
+        else:
+            allowed = choices
+        if not isinstance(v, str) or v not in allowed:
+            raise ConfigError(f"{key} = {v!r} is not one of: {', '.join(allowed)}")
     return check
 
 
@@ -153,7 +161,7 @@ def relative_radius(key, v, settings=None):
 
 TABLE = (
     # [model]
-    Setting("model.kind", "relu", one_of(models.MODELS), "shape", "kind", salt="always",
+    Setting("model.kind", "relu", one_of("toysuper.models:MODELS"), "shape", "kind", salt="always",
             doc="which network (toysuper/models.py)"),
     Setting("model.n_features", 20, positive_int, "shape", "n", salt="always", doc="n"),
     Setting("model.n_hidden", 5, positive_int, "shape", "m", salt="always", doc="m"),
@@ -334,7 +342,7 @@ SAE_TABLE = (
     Setting("data.hierarchy", [], hierarchy, "model",
             doc="groups [parent, child, ...]: a child fires only with its parent, each at its density"),
     # [sae]
-    Setting("sae.kind", "topk", one_of(saes.KINDS), "shape", "kind", doc="toysuper/saes.py"),
+    Setting("sae.kind", "topk", one_of("toysuper.saes:KIND"), "shape", "kind", doc="toysuper/saes.py"),
     Setting("sae.width", 256, positive_int, "shape", "d", doc="d_sae, the number of latents"),
     Setting("sae.k", 5, positive_int, "shape", "k", doc="latents per example (topk, batchtopk, matryoshka)"),
     Setting("sae.l1_coefficient", 1.0, nonneg_number, "model", "l1", doc="L1 coefficient (relu_l1)"),
