@@ -163,7 +163,8 @@ def sae_angles(res):
             again = f", resample {cell['resample_every']}" if cell["resample_every"] else ""
             ratio = mine["l0"].mean() / mine["true_l0"].mean()
             budget = "" if _budget(mine) else ", off budget"
-            ax.set_title(f"{cell['kind']} {saes.KIND[cell['kind'].knob][1].split(' ')[0]}={cell['knob']:g}"
+            knob_name = saes.KIND[cell["kind"]].knob[1].split(" ")[0]
+            ax.set_title(f"{cell['kind']} {knob_name}={cell['knob']:g}"
                          f"{again}\n{ok}/{len(mine)} within {ANGLE:g}°\nL0 {ratio:.2g}x true{budget}",
                          fontsize=7, color="0.45" if budget else "black")
             losing = int((~mine["beats_trivial"].astype(bool)).sum())
