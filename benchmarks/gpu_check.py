@@ -23,7 +23,7 @@ Sections:
               models, batch 1024), an SAE sweep (benchmarks/sae_speed.py's TopK SAEs) and an
               LLC sweep (benchmarks/llc_speed.py's regression, models in one program); each
               scan's suggested group is the smallest count within 90% of its peak, and the
-              train.ACCELERATOR_ENTRIES that gives it is printed beside the current value
+              layout.ACCELERATOR_ENTRIES that gives it is printed beside the current value
   useful      useful FLOP/s at the n=400/m=30 peak as a share of the matmul rate
 
 At full size the run is bounded by --budget seconds (default 420: 7 minutes; scans stop growing
@@ -58,7 +58,7 @@ import sae_speed  # noqa: E402
 import speed  # noqa: E402  (gives JAX one CPU device per core, as the toysuper command does)
 
 import toysuper  # noqa: E402
-from toysuper import config, llc, precision, sae_train, sources, train  # noqa: E402
+from toysuper import config, layout, llc, precision, sae_train, sources, train  # noqa: E402
 
 try:
     import torch
@@ -342,7 +342,7 @@ def sae_settings(steps: int, models: int, size: Size) -> list[dict]:
 def sae_point(settings: list[dict], k: int, size: Size) -> tuple[float, float] | None:
     width = k * len(jax.devices())
     rows = settings[:width]
-    shape = sae_train.Shape.of(rows[0])
+    shape = sae_train.SaeShape.of(rows[0])
     with groups_of(k):
         per_model, in_flight = sae_train.memory(shape)
         if len(jax.devices()) * in_flight + per_model * width > _device_bytes(size):
@@ -411,7 +411,7 @@ def suggested(points: list[dict]) -> dict:
 
 
 def entries_for(group: int, per_model_entries: int) -> int:
-    """The smallest power of two for train.ACCELERATOR_ENTRIES whose group size formula
+    """The smallest power of two for layout.ACCELERATOR_ENTRIES whose group size formula
     (entries // per-model entries, rounded down to a power of two) gives `group`."""
     return 2 ** math.ceil(math.log2(group * per_model_entries))
 
@@ -437,7 +437,7 @@ def scans(size: Size, deadline: float) -> list[dict]:
             steps, most = size.segment or 20, size.most or 2 ** 12
             settings = sae_settings(steps, most * len(jax.devices()), size)
             points = scan(lambda k, s=settings: sae_point(s, k, size), _powers(2, most), size, until)
-            shape = sae_train.Shape.of(settings[0])
+            shape = sae_train.SaeShape.of(settings[0])
             row = {"scan": name, "kind": "sae", "n": shape.n, "m": shape.m, "d_sae": shape.d,
                    "batch": size.batch, "unit": "SAE-steps/s",
                    "flop_per_unit": 12 * size.batch * shape.m * shape.d,
@@ -465,7 +465,7 @@ def _powers(lo: int, hi: int) -> list[int]:
 
 
 def entries_advice(scan_rows: list[dict]) -> dict:
-    """One train.ACCELERATOR_ENTRIES for every toy and SAE shape scanned: the largest any scan
+    """One layout.ACCELERATOR_ENTRIES for every toy and SAE shape scanned: the largest any scan
     asks for, so that each gets at least its suggested group (groups past saturation cost
     memory, not speed, in these scans: each row gives its rate at the group the value implies)."""
     rows = [r for r in scan_rows if r.get("accelerator_entries")] if isinstance(scan_rows, list) else []
@@ -478,7 +478,7 @@ def entries_advice(scan_rows: list[dict]) -> dict:
         at = {p["per_device"]: p["rate"] for p in r["points"] if "rate" in p}
         per_scan[r["scan"]] = {"group": g, "share_of_peak": at[g] / r["peak"] if g in at else None}
     return {"ACCELERATOR_ENTRIES": value, "log2": int(math.log2(value)),
-            "current": train.ACCELERATOR_ENTRIES, "per_scan": per_scan}
+            "current": layout.ACCELERATOR_ENTRIES, "per_scan": per_scan}
 
 
 # ---------------------------------------------------------------- report
@@ -561,7 +561,7 @@ def markdown(report: dict) -> str:
             per = "; ".join(f"{k}: groups of {v['group']}"
                             + (f" ({v['share_of_peak']:.0%} of peak)" if v["share_of_peak"] else "")
                             for k, v in adv["per_scan"].items())
-            lines += ["", f"Suggested `train.ACCELERATOR_ENTRIES = 2 ** {adv['log2']}` (now "
+            lines += ["", f"Suggested `layout.ACCELERATOR_ENTRIES = 2 ** {adv['log2']}` (now "
                           f"2 ** {int(math.log2(adv['current']))}): {per}."]
     return "\n".join(lines) + "\n"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from toysuper import config, train
+from toysuper import config, layout, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import gpu_check  # noqa: E402
@@ -67,9 +67,9 @@ def test_suggested_group_is_the_smallest_count_within_90_percent_of_the_peak():
 @pytest.mark.parametrize("n, batch, group", [(2, 1024, 4096), (20, 1024, 64), (400, 1024, 8),
                                              (5, 256, 2)])
 def test_printed_entries_give_the_suggested_group(n, batch, group, monkeypatch):
-    # on a CPU train.group_size reads GROUP_ENTRIES as an accelerator reads ACCELERATOR_ENTRIES
+    # on a CPU layout.group_size reads GROUP_ENTRIES as an accelerator reads ACCELERATOR_ENTRIES
     shape = train.Shape.of(config.expand(config.resolve(
         {"name": "g", "model": {"n_features": n, "n_hidden": 1}, "train": {"batch": batch}}))[0])
-    monkeypatch.setattr(train, "GROUP_ENTRIES", gpu_check.entries_for(group, batch * n))
-    monkeypatch.setattr(train, "MAX_GROUP", 2 ** 14)
+    monkeypatch.setattr(layout, "GROUP_ENTRIES", gpu_check.entries_for(group, batch * n))
+    monkeypatch.setattr(layout, "MAX_GROUP", 2 ** 14)
     assert train.group_size(shape) == group
