@@ -412,10 +412,7 @@ def _stored(path: Path):
         raise ConfigError(f"results in '{path}' cannot be read: its config.toml's {e}") from None
     fam = family.of(cfg)
     own = {f.stem: f for f in own_files(path, "*.parquet")}
-    missing = [name for name in fam.tables if name not in own]
-    if missing:
-        raise ConfigError(f"results in '{path}' lack {missing[0]}.parquet; run the experiment "
-                          f"again with --force to remake them")
+    # each is read by name: a missing or odd one is named in one line (_read)
     tables = {name: _read(path, f"{name}.parquet", pd.read_parquet) for name in fam.tables}
     cfg, tables = upgrade_mod.upgrade(cfg, tables, where=path)  # a newer schema is refused here
     weights = _read(path, "weights.npz", _npz)
