@@ -275,12 +275,13 @@ def peer_main(npz: str, jobs: str) -> None:
         print(json.dumps(peer_job(z, job["key"], job["kwargs"])), flush=True)
 
 
-def run_peer(python: str, problems: dict, budget: Budget, nb: float, tmp: Path) -> dict:
+def run_peer(python: str, problems: dict, budget: Budget, nb: float, tmp: Path,
+             seed: int = 100) -> dict:
     """devinterp on every problem at one budget, in one subprocess: {case: its JSON line}."""
     npz = tmp / "problems.npz"
     np.savez(npz, **{f"{k}/{name}": a for k, p in problems.items()
                      for name, a in zip(("A0", "B0", "x", "y"), p)})
-    jobs = [{"key": k, "kwargs": devinterp_kwargs(budget, nb)} for k in problems]
+    jobs = [{"key": k, "kwargs": devinterp_kwargs(budget, nb, seed)} for k in problems]
     done = subprocess.run([python, __file__, "--peer", str(npz), json.dumps(jobs)],
                           capture_output=True, text=True)
     if done.returncode:
@@ -300,6 +301,7 @@ def main(argv=None) -> int:
     p.add_argument("--peer-python", default=PEER_PYTHON,
                    help="python of the environment with devinterp ('' to skip the peer)")
     p.add_argument("--seed", type=int, default=0, help="toysuper's chain key")
+    p.add_argument("--peer-seed", type=int, default=100, help="devinterp's init_seed")
     a = p.parse_args(argv)
     peer = a.peer_python if a.peer_python and Path(a.peer_python).exists() else None
     import jax
@@ -315,14 +317,14 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for bname, budget in BUDGETS.items():
             print(f"# {bname}: {budget._asdict()}, n beta {nb:.1f}; devinterp llc() "
-                  f"{devinterp_kwargs(budget, nb)}", flush=True)
+                  f"{devinterp_kwargs(budget, nb, a.peer_seed)}", flush=True)
             ours, compile_s = run_toysuper(problems, budget, a.seed)
             print(f"# toysuper {bname}: compilation {compile_s:.1f} s (once, not in the rows)",
                   flush=True)
             for k, v in ours.items():
                 results[k][f"toysuper {bname}"] = v
             if peer:
-                for k, line in run_peer(peer, problems, budget, nb, Path(tmp)).items():
+                for k, line in run_peer(peer, problems, budget, nb, Path(tmp), a.peer_seed).items():
                     results[k][f"devinterp {bname}"] = line
         for k, v in run_toysuper(problems, None, a.seed)[0].items():
             results[k]["toysuper default"] = v
