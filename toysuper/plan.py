@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import jax
 
-from toysuper import config, train
+from toysuper import config, progress, train
 from toysuper.errors import ConfigError
 
 
@@ -145,14 +145,18 @@ def _probe(settings, chunk: Chunk, shape, lab=train) -> tuple[float, float]:
     q = lab.width_quantum(shape)
     hp = train.place(lab.inputs([settings[i] for i in chunk.ids[:q]], q))
     prog = lab.programs(shape)
-    t0 = time.perf_counter()
-    state, loss = prog.segment(lab.initial(shape, hp), hp, 0)
-    jax.block_until_ready(loss)
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    state, loss = prog.segment(state, hp, 1)
-    jax.block_until_ready(loss)
-    seconds = time.perf_counter() - t0
+    # the first segment compiles (seconds to minutes), the second is timed
+    with progress.bar(2, f"probe of {shape.kind} models", unit=" segments") as bar:
+        t0 = time.perf_counter()
+        state, loss = prog.segment(lab.initial(shape, hp), hp, 0)
+        jax.block_until_ready(loss)
+        first = time.perf_counter() - t0
+        bar.update()
+        t0 = time.perf_counter()
+        state, loss = prog.segment(state, hp, 1)
+        jax.block_until_ready(loss)
+        seconds = time.perf_counter() - t0
+        bar.update()
     return seconds, max(0.0, first - seconds)
 
 
