@@ -400,13 +400,17 @@ def load(path) -> Results | SaeResults:
     if not (path / "config.toml").exists():
         raise ConfigError(f"'{path}' is not a toysuper results directory (no config.toml)")
     if not (path / "summary.json").exists():
-        raise ConfigError(f"results in '{path}' are incomplete (the run did not finish); "
-                          f"run the experiment again with the same settings to resume it")
+        raise ConfigError(f"results in '{path}' are incomplete (no summary.json: the run did not "
+                          f"finish); run the experiment again with the same settings to resume it")
     cfg = _read(path, "config.toml", lambda f: tomllib.loads(f.read_text()))
     try:
         config_mod.check_name(cfg.get("name", path.name))
     except ConfigError as e:
         raise ConfigError(f"results in '{path}' cannot be read: its config.toml's {e}") from None
+    if lacks := _lacks(upgrade_mod.upgrade(cfg, where=path)[0]):  # cut short, or not ours
+        raise ConfigError(f"results in '{path}' are damaged: config.toml lacks {lacks[0]}"
+                          f"{f' and {len(lacks) - 1} more settings' if len(lacks) > 1 else ''}; "
+                          f"run the experiment again with --force to rebuild them")
     if settings.family(cfg) == "saes":
         tables = {f.stem: _read(path, f.name, pd.read_parquet) for f in own_files(path, "*.parquet")}
         missing = [name for name in SAE_TABLES if name not in tables]
@@ -423,6 +427,16 @@ def load(path) -> Results | SaeResults:
                if f.stem not in TABLES}
     snapshots = _read(path, "snapshots.npz", _npz) if (path / "snapshots.npz").exists() else {}
     return Results.of(path, cfg, tables, weights, snapshots, derived)
+
+
+def _lacks(cfg: dict) -> list[str]:
+    """The settings of a resolved config that `cfg` lacks ([run] aside: it only says how the
+    work was cut, and older results may predate some of its keys)."""
+    def section(name):
+        return cfg[name] if isinstance(cfg.get(name), dict) else {}
+    lacks = [s.key for s in settings.FAMILIES[settings.family(cfg)] if not s.key.startswith("run.")
+             and s.key.split(".", 1)[1] not in section(s.key.split(".")[0])]
+    return lacks + ([] if isinstance(cfg.get("sweep"), dict) else ["[sweep]"])
 
 
 def own_files(folder: Path, pattern: str) -> list[Path]:
