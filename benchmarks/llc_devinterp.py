@@ -8,7 +8,7 @@ One command runs both sides. The problems are made here with NumPy and handed to
 folder; the peer is this file run with --peer by that environment's python, and answers one JSON
 line per job. Without --peer-python, or when it does not exist, only toysuper's columns run.
 
-Problems (CASES): y = B A x, x in R^M whitened (covariance exactly I), A: H x M, B: N x H, at
+Problems: y = B A x, x in R^M whitened (covariance exactly I), A: H x M, B: N x H, at
 w* = the true parameter (a rank-r map, singular values 1, in the first r hidden units; the other
 rows of A and columns of B are 0), n = 1000 examples, output noise 0.1, loss the squared error
 summed over outputs and averaged over examples, n beta = n / log n on both sides.
@@ -17,11 +17,16 @@ Columns, per case:
   short    both libraries at one fixed budget, devinterp-style localisation: eps 1e-4, gamma 100,
            4 chains x (200 burn-in + 1,000 draws), batch 100 (toysuper's old Sampler() defaults);
   long     both at the localisation toysuper's procedure picks at n = 1000 (gamma =
-           sqrt(n beta / 144) = 1.0): eps 2e-4, 4 chains x (2,500 burn-in + 10,000 draws),
-           batch 100 (the draws cover one relaxation time 2 / (eps gamma) of the softest
-           direction);
+           sqrt(n beta / 144) = 1.0): eps 2e-4, 4 chains x (1,000 burn-in + 5,000 draws),
+           batch 100 (the steps cover 0.6 of the softest direction's relaxation time
+           2 / (eps gamma): what the peer's speed allows within the run time below);
   default  toysuper's `llc.estimate` with Sampler(): its pilot, chain length and refinement
-           rounds (docs/llc.md), i.e. what a user gets; its own budget, reported beside it.
+           rounds (docs/llc.md), i.e. what a user gets, with its own budget (steps per chain
+           reported beside it); the cases in one vmapped call (models=True), its wall time shared.
+toysuper pads every case to 3 x 3 weights with masks (one program for all, as tests/test_llc.py
+does); devinterp gets the unpadded model. Cases (CASES): the full-rank map (3, 3, 3, 3), a reduced
+rank (3, 3, 3, 1), the odd branch (2, 2, 2, 1) and w* = 0 (2, 2, 2, 0). The whole run took 10-13
+minutes on 2 CPU cores shared at load 10-15 (benchmarks/RESULTS.md has the numbers).
 
 Parameter mapping (MAPPING; devinterp 2.0.1's `devinterp.slt.llc.llc`, the current form of the
 older `estimate_learning_coeff_with_summary`). Both libraries take the same SGLD step,
@@ -39,8 +44,9 @@ is not a setting:
     also reports its same chains after burn-in against the full-data L_n(w*) ("devinterp, after
     burn-in"), which is toysuper's estimator up to the baseline's batch noise.
 Estimates are the mean over chains +- the standard deviation across chains ("chain spread").
-Wall times: toysuper's call whole, compilation included; devinterp's llc() call whole (its init
-loss and zarr store included), not the process start and imports.
+Wall times: toysuper's fixed-budget calls once compiled (the compilation, once per budget, is
+printed apart), its default call whole, compilation included; devinterp's llc() call whole (its
+init loss and zarr store included), not the process start and imports.
 """
 
 from __future__ import annotations
@@ -309,6 +315,8 @@ def main(argv=None) -> int:
     print(f"# {platform.machine()}, {os.cpu_count()} CPUs, jax {jax.__version__} "
           f"({len(jax.devices())} {jax.devices()[0].platform} device), python "
           f"{sys.version.split()[0]}; load: {os.getloadavg()}", flush=True)
+    if not peer:
+        print(f"# devinterp: skipped (no python at {a.peer_python!r})", flush=True)
     nb = n_beta(N_EXAMPLES)
     t_all = time.perf_counter()
     table = closed_forms()
