@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from toysuper import cli, figures, outputs, progress, report, store, sweep
+from toysuper import cli, outputs, progress, report, store, sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,13 +80,3 @@ def test_no_bar_when_turned_off_or_not_on_a_terminal(env, enabled, tmp_path, mon
         bar.update(3)
     assert capsys.readouterr().err == ""
 
-
-def test_figures_are_not_drawn_through_a_link_out_of_the_folder(tmp_path):
-    """`plot` on a results folder whose figures/ leads elsewhere refuses in one line."""
-    folder = _copy("intro", tmp_path / "r")
-    shutil.rmtree(folder / "figures")
-    (tmp_path / "elsewhere").mkdir()
-    (folder / "figures").symlink_to(tmp_path / "elsewhere")
-    with pytest.raises(figures.ConfigError, match="figures.*a link to"):
-        figures.draw(store.load(folder), ["loss_curves"], folder / "figures")
-    assert not any((tmp_path / "elsewhere").iterdir())
