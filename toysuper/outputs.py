@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from toysuper import claims, figures, needs, settings, store, tables
+from toysuper import claims, figures, needs, settings, tables
 from toysuper import progress as progress_mod
 from toysuper.errors import ConfigError
 
@@ -73,21 +73,9 @@ def make(res, figure_list=None, progress=True) -> list[Path]:
     figures, under one progress bar (toysuper/progress.py)."""
     figure_list = figure_names(res.config) if figure_list is None else figure_list
     names, drawn = table_names(res.config, figure_list), figure_list if res.path else []
-    for name in names if res.path else []:  # a folder in a table's place cannot be replaced
-        if (Path(res.path) / f"{name}.parquet").is_dir():
-            raise ConfigError(f"cannot write '{Path(res.path) / name}.parquet': it is a folder; "
-                              f"remove it and run again")
     with progress_mod.bar(len(names) + len(drawn), "tables and figures", progress) as bar:
-        made = {}
-        for name in names:
-            bar.set_postfix_str(name)
-            made.update(tables.derive(res, [name]))
-            bar.update()
-        for name, df in made.items() if res.path else ():
-            store.write_table(Path(res.path) / f"{name}.parquet", df)
-        paths = []
-        for name in drawn:
-            bar.set_postfix_str(name)
-            paths += figures.draw(res, [name], Path(res.path) / "figures")
-            bar.update()
-    return paths
+        made = tables.derive(res, names, each=progress_mod.ticker(bar))
+        if res.path is None:
+            return []
+        tables.write(made, Path(res.path))
+        return figures.draw(res, figure_list, Path(res.path) / "figures", progress_mod.ticker(bar))

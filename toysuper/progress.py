@@ -26,3 +26,11 @@ def bar(total: int, desc: str, enabled: bool = True, unit: str = "") -> tqdm:
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
                 disable=True if off else (False if forced == "1" else None),
                 delay=0 if forced == "1" else DELAY_S)
+
+
+def ticker(bar: tqdm):
+    """A callback for each item done: counts it and names it beside the bar."""
+    def tick(name: str) -> None:
+        bar.update()
+        bar.set_postfix_str(name, refresh=False)
+    return tick

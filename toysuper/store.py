@@ -470,6 +470,9 @@ def _read(path: Path, name: str, reader):
                "are kept and the results rebuilt from them")
     else:
         how = "run the experiment again with --force to rebuild them"
+    if name.endswith(".parquet") and name[:-8] not in TABLES + SAE_TABLES:  # derived, or stray
+        how = f"remove it: `toysuper plot {path}` makes the derived tables again"
+    name = name if name.isprintable() else repr(name)[1:-1]  # a message is one line
     if not file.exists():
         raise ConfigError(f"results in '{path}' are damaged: {name} is missing; {how}")
     if not inside(file, path):

@@ -152,10 +152,11 @@ def render(res, name: str):
     return fig
 
 
-def draw(res, names, folder) -> list[Path]:
+def draw(res, names, folder, each=lambda name: None) -> list[Path]:
     """Draw the named figures of `res` (render) into folder/NAME.png; return their paths.
 
-    Each is written to a temporary name and renamed into place, and closed once saved.
+    Each is written to a temporary name and renamed into place, and closed once saved;
+    `each(name)` after each one (a progress bar).
     """
     unknown = [name for name in names if name not in FIGURES]
     if unknown:
@@ -171,7 +172,11 @@ def draw(res, names, folder) -> list[Path]:
     for name in names:
         if (png := folder / f"{name}.png").is_dir() and not png.is_symlink():
             raise ConfigError(f"cannot draw '{png}': it is a folder; remove it and run again")
-    return [save(render(res, name), folder / f"{name}.png") for name in names]
+    drawn = []
+    for name in names:
+        drawn.append(save(render(res, name), folder / f"{name}.png"))
+        each(name)
+    return drawn
 
 
 def _what(path: Path) -> str:
