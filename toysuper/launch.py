@@ -15,6 +15,10 @@ reads them from the cluster. A process that dies stops the others within about
 The command runs the training in a child process and watches it. When another process dies,
 JAX's distributed service ends this one with a fatal C++ log (SIGABRT), which no Python code in
 it can catch; the watcher then says in one line what happened and what to do, and exits 1.
+That line is the last: JAX's C++ log of the death (ERROR lines, a FATAL line, a stack trace) is
+not shown unless TF_CPP_MIN_LOG_LEVEL is set to another level than JAX's default 1 (0 shows
+all). The "[Gloo] Rank N is connected to M peer ranks" lines on stdout as processes join are
+gloo's, printed at any log level; they say nothing is wrong.
 """
 
 from __future__ import annotations
