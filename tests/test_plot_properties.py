@@ -308,3 +308,16 @@ def test_a_leftover_temporary_link_is_not_written_through(finished, tmp_path):
     assert _cli(["plot", str(folder), "--figure", "loss_curves"])[0] == 0
     assert secret.read_text() == "SECRET-OUTSIDE"
     assert not (folder / "figures" / ".loss_curves.tmp.png").is_symlink()
+
+
+@pytest.mark.xfail(strict=True, reason="store._atomic writes its temporary file through a link "
+                   "left at that name; fixed by unlinking it first (store.py's writing side)")
+def test_a_leftover_temporary_table_link_is_not_written_through(finished, tmp_path):
+    folder = tmp_path / "tiny"
+    shutil.copytree(finished, folder)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET-OUTSIDE")
+    (folder / ".optima.parquet.tmp").symlink_to(secret)
+    assert _cli(["plot", str(folder), "--figure", "loss_curves"])[0] == 0
+    assert secret.read_text() == "SECRET-OUTSIDE"
+    assert not (folder / "optima.parquet").is_symlink()
