@@ -321,8 +321,17 @@ def test_a_toy_figure_is_refused_for_an_sae_experiment():
         outputs.figure_names(cfg)
 
 
-def test_llc_traces_draw_every_chain_with_its_verdict(tmp_path):
+def test_llc_traces_draw_every_chain_with_its_verdict(tmp_path, monkeypatch):
+    """The traces are not stored, so the figure runs the chains again: here at the stored
+    estimates' own step (eps), chain count and burn-in, 300 steps, one round (the figure's
+    mechanics, not the procedure, which tests/test_llc.py checks)."""
+    from toysuper import llc_models
+
     res = stored("llc_kgons")
+    kept = tables.get(res, "llc")
+    monkeypatch.setattr(llc_models, "SAMPLER", llc_models.SAMPLER._replace(
+        eps=float(kept["eps"].min()), chains=int(kept["chains"].max()),
+        burn_in=int(kept["burn_in"].max()), draws=300, rounds=1))
     fig = render(res, "llc_traces")
     per_model = tables.get(res, "llc")
     drawn = [ax for ax in fig.axes if ax.get_title()]

@@ -4,7 +4,12 @@ closed form (toysuper/llc_theory.py) on every branch with the default procedure,
 estimate does not depend on the seed or the number of chains beyond its error; the SGLD step,
 vmapping, the default settings and diagnostics behave as documented."""
 
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -341,19 +346,33 @@ def _rrr_case(M, H, N, r, size=3):
     return {"A": A0, "B": B0}, (x, y), {"A": mA, "B": mB}
 
 
+RRR = """
+import json, sys, jax, numpy as np
+sys.path.insert(0, {tests!r})
+import test_llc as t
+from toysuper import llc
+jax.config.update("jax_numpy_rank_promotion", "raise")  # as tests/conftest.py
+stack = lambda parts: jax.tree.map(lambda *a: np.stack(a), *parts)
+w, data, masks = (stack(p) for p in zip(*[t._rrr_case(*c) for c in t.RRR_CASES]))
+keys = jax.random.split(jax.random.PRNGKey(0), len(t.RRR_CASES))
+r = llc.summary(llc.estimate(t._rrr_loss, data, w, keys, aux=masks, models=True))  # the defaults
+print(json.dumps([jax.device_count()] + [np.asarray(r[k]).tolist() for k in (
+    "llc", "diverged_chains", "negative_chains", "above_half_d", "drifted_chains")]))
+"""
+
+
 def test_reduced_rank_regression_meets_aoyagi_watanabe_on_every_branch():
     """The default procedure (eps from the curvature, gamma = sqrt(n beta / RHO), chain length,
     refinement rounds) at w* = the true parameter, within 10% of the closed form on each branch
-    (1 even, 1 odd, 2, 3, 4 and the regular case), and within 15% at w* = 0."""
-    stack = lambda parts: jax.tree.map(lambda *a: np.stack(a), *parts)  # noqa: E731
-    w, data, masks = (stack(p) for p in zip(*[_rrr_case(*c) for c in RRR_CASES]))
-    keys = jax.random.split(jax.random.PRNGKey(0), len(RRR_CASES))
-    chains = llc.estimate(_rrr_loss, data, w, keys, aux=masks, models=True)  # the defaults
-    r = llc.summary(chains)
+    (1 even, 1 odd, 2, 3, 4 and the regular case), and within 15% at w* = 0. The longest
+    estimate of the suite, so it runs where llc.estimate splits the models over two CPU devices
+    (a process of its own): on two cores, half the time; each model's chains as on one device
+    (test_models_split_over_two_devices_give_the_estimates_of_one)."""
+    llc_, diverged, negative, above, drifted = _two_devices(RRR)
     expected = np.array([llc_theory.rrr(*c).lam for c in RRR_CASES])
-    assert np.all(np.abs(r["llc"] / expected - 1) < TOLERANCE), (r["llc"], expected)
-    assert not r["diverged_chains"].any() and not r["negative_chains"].any()
-    assert not r["above_half_d"].any() and not r["drifted_chains"].any()
+    assert np.all(np.abs(np.array(llc_) / expected - 1) < TOLERANCE), (llc_, expected)
+    assert not np.any(diverged) and not np.any(negative)
+    assert not np.any(above) and not np.any(drifted)
 
 
 def test_kgon_measurements_read_their_variant_from_llc_kgons():
@@ -392,6 +411,22 @@ def test_kgon_jump_share_counts_models_whose_six_feature_plateau_ends_lower_and_
     assert MEASURES["kgon_jump_share"].fn(res) == 0.5
 
 
+def _two_devices(script: str, with_count: bool = False) -> list:
+    """The JSON list a script prints last, run with this file importable in a Python process
+    with two CPU devices; its first entry, the device count, checked to be 2 and dropped unless
+    `with_count`."""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env.pop("JAX_NUM_CPU_DEVICES", None)
+    out = subprocess.run([sys.executable, "-c", script.format(tests=str(Path(__file__).parent))],
+                         env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    if with_count:
+        return got
+    assert got[0] == 2, got
+    return got[1:]
+
+
 SPLIT = """
 import json, sys, jax, numpy as np
 sys.path.insert(0, {tests!r})
@@ -408,17 +443,7 @@ print(json.dumps([jax.device_count(), c.lambdas.tolist(), c.loss[:, :, -1].tolis
 def test_models_split_over_two_devices_give_the_estimates_of_one():
     """llc.estimate splits the model axis over every device (3 models padded to 4 on 2): each
     model's chains, keyed by its own key, come out as on one device."""
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    env.pop("JAX_NUM_CPU_DEVICES", None)
-    out = subprocess.run([sys.executable, "-c", SPLIT.format(tests=str(Path(__file__).parent))],
-                         env=env, capture_output=True, text=True, check=True)
-    devices, lambdas, last = json.loads(out.stdout.strip().splitlines()[-1])
+    devices, lambdas, last = _two_devices(SPLIT, with_count=True)
     sets = [_regression(3, seed) for seed in (0, 1, 2)]
     X, y, w = (np.stack([s[j] for s in sets]) for j in range(3))
     keys = jax.random.split(jax.random.PRNGKey(5), 3)

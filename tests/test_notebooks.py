@@ -2,6 +2,7 @@
 `figure` draws an image, every cell tagged `progress` shows its progress bar as a Jupyter widget
 (tqdm.auto with ipywidgets), and no output is committed (git keeps them stripped)."""
 
+import asyncio
 from pathlib import Path
 
 import nbformat
@@ -25,6 +26,25 @@ def kernel(tmp_path_factory):
         yield KERNEL
 
 
+@pytest.fixture(scope="module")
+def executed(kernel):
+    """Every notebook run top to bottom, each in a kernel of its own, all at once (a kernel
+    mostly waits on one core: together they take about as long as the slowest alone). Per
+    notebook: the executed notebook, or the exception its run raised (CellExecutionError, naming
+    the cell and its traceback, when a cell raised)."""
+    nbs = {path: nbformat.read(path, as_version=4) for path in NOTEBOOKS}
+    clients = [NotebookClient(nb, kernel_name=kernel, timeout=600,
+                              resources={"metadata": {"path": str(path.parent)}})
+               for path, nb in nbs.items()]
+
+    async def run_all():
+        return await asyncio.gather(*(c.async_execute() for c in clients), return_exceptions=True)
+
+    results = asyncio.run(run_all())
+    return {path: (err if isinstance(err, BaseException) else nb)
+            for (path, nb), err in zip(nbs.items(), results)}
+
+
 def test_there_are_notebooks():
     assert {p.name for p in NOTEBOOKS} >= {"tour.ipynb", "own_study.ipynb"}
 
@@ -41,11 +61,10 @@ def test_committed_notebook_has_no_outputs(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_and_draws(path, kernel):
-    nb = nbformat.read(path, as_version=4)
-    # raises CellExecutionError, naming the cell and its traceback, when a cell raises
-    NotebookClient(nb, kernel_name=kernel, timeout=600,
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+def test_notebook_runs_and_draws(path, executed):
+    nb = executed[path]
+    if isinstance(nb, BaseException):
+        raise nb
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code" and "figure" in cell.metadata.get("tags", []):
             images = [o for o in cell.outputs if "image/png" in o.get("data", {})]

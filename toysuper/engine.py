@@ -120,11 +120,11 @@ def run(experiment, overrides=(), out=None, force=False, progress=True):
             "diverged": int(main["diverged"].sum()), **store.timing(out, t0)})
         res = store.load(out)  # figures read what was stored, exactly as `toysuper plot` will
         if members(res)["diverged"].all():  # nothing finite to draw: the tables, and say so
-            outputs.make(res, figure_list=[])
+            outputs.make(res, figure_list=[], progress=progress)
             hosts.written()
             raise OutputsError(all_diverged(res, fam.noun))
         try:
-            outputs.make(res)
+            outputs.make(res, progress=progress)
         except Exception as e:
             if not members(res)["diverged"].any():
                 raise

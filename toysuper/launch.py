@@ -15,6 +15,10 @@ reads them from the cluster. A process that dies stops the others within about
 The command runs the training in a child process and watches it. When another process dies,
 JAX's distributed service ends this one with a fatal C++ log (SIGABRT), which no Python code in
 it can catch; the watcher then says in one line what happened and what to do, and exits 1.
+That line is the last: JAX's C++ log of the death (ERROR lines, a FATAL line, a stack trace) is
+not shown unless TF_CPP_MIN_LOG_LEVEL is set to another level than JAX's default 1 (0 shows
+all). The "[Gloo] Rank N is connected to M peer ranks" lines on stdout as processes join are
+gloo's, printed at any log level; they say nothing is wrong.
 """
 
 from __future__ import annotations
@@ -96,18 +100,25 @@ def main(argv=None) -> int:
 
 def _watch(args, argv) -> int:
     """Run this command again as a child that trains; pass its output on; explain its death."""
-    child = subprocess.Popen([sys.executable, "-m", "toysuper.launch", *argv],
-                             env={**os.environ, WORKER: "1"}, stderr=subprocess.PIPE)
+    # As a run dies, JAX's C++ runtime logs ERROR lines (none at level 3), then a FATAL line and
+    # a stack trace (held back by _Passer), unless the user chose a level: 1 is what importing
+    # jax sets when none is chosen, so TF_CPP_MIN_LOG_LEVEL=0 shows everything
+    quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "1") == "1"
+    env = {**os.environ, WORKER: "1", **({"TF_CPP_MIN_LOG_LEVEL": "3"} if quiet else {})}
+    child = subprocess.Popen([sys.executable, "-m", "toysuper.launch", *argv], env=env,
+                             stderr=subprocess.PIPE)
     # Ctrl-C reaches the child through the terminal (same process group); a TERM sent to this
     # process alone (kill, a scheduler) is passed on, so the child stops as it would have
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda sig, frame: child.send_signal(sig))
-    tail = b""
+    tail, out = b"", _Passer(hold=quiet)
     while chunk := os.read(child.stderr.fileno(), 1 << 16):  # raw: tqdm redraws with \r
-        sys.stderr.buffer.write(chunk)
-        sys.stderr.buffer.flush()
+        out.pass_on(chunk)
         tail = (tail + chunk)[-(1 << 16):]
     code = child.wait()
+    # the C++ abort that a death we explain below ends in (a FATAL line, a stack trace) is not
+    # shown: the line below says what happened
+    out.end(show_held=code >= 0 or LOST_TEXT not in tail)
     if code >= 0:  # it ended by itself, and said why if it failed
         return code
     me = (f"process {args.process_id} of {args.processes}" if args.process_id is not None
@@ -120,9 +131,48 @@ def _watch(args, argv) -> int:
                f"= {args.heartbeat_timeout} s (see its log)")
     else:
         why = f"ended by signal {signal.Signals(-code).name}"
+    out.line_end()
     print(f"toysuper.launch: {me} stopped: {why}; finished chunks are kept: start every "
           f"process again to resume", file=sys.stderr)
     return 1
+
+
+class _Passer:
+    """Passes the child's stderr on as it comes, except, with `hold`, what follows the header of
+    a FATAL log line of JAX's C++ runtime ("F1203 17:41:26.037105  27434 client.h:80] ..."):
+    that is held until the child ends, and shown (end) unless the watcher explains the death."""
+
+    FATAL = re.compile(rb"F\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ ")
+
+    def __init__(self, hold: bool):
+        self.hold, self.held, self.wait, self.last = hold, None, b"", b"\n"
+
+    def pass_on(self, chunk: bytes) -> None:
+        if self.held is not None:
+            self.held += chunk
+            return
+        if not self.hold:
+            return self._write(chunk)
+        text, self.wait = self.wait + chunk, b""
+        if m := self.FATAL.search(text):
+            text, self.held = text[:m.start()], text[m.start():]
+        elif (f := text.rfind(b"F", max(0, len(text) - 40))) >= 0 and re.fullmatch(
+                rb"F[\d :.]*", text[f:]):  # perhaps a FATAL header cut between two chunks
+            text, self.wait = text[:f], text[f:]
+        self._write(text)
+
+    def end(self, show_held: bool) -> None:
+        self._write(self.wait + (self.held or b"") if show_held else self.wait)
+
+    def line_end(self) -> None:
+        if self.last != b"\n":  # a progress bar's line, cut off: the watcher's line starts anew
+            self._write(b"\n")
+
+    def _write(self, data: bytes) -> None:
+        if data:
+            sys.stderr.buffer.write(data)
+            sys.stderr.buffer.flush()
+            self.last = data[-1:]
 
 
 def _work(args) -> int:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from toysuper import claims, family, figures, needs, store, tables
+from toysuper import claims, family, figures, needs, tables
+from toysuper import progress as progress_mod
 from toysuper.errors import ConfigError
 
 
@@ -63,12 +64,14 @@ def check(cfg: dict, sweep: list[dict]) -> None:
         needs.check(tables.DERIVED[name].needs, sweep, f"table '{name}'")
 
 
-def make(res, figure_list=None) -> list[Path]:
-    """Compute the tables (written beside the results when they have a path) and draw the figures."""
+def make(res, figure_list=None, progress=True) -> list[Path]:
+    """Compute the tables (written beside the results when they have a path) and draw the
+    figures, under one progress bar (toysuper/progress.py)."""
     figure_list = figure_names(res.config) if figure_list is None else figure_list
-    made = tables.derive(res, table_names(res.config, figure_list))
-    if res.path is None:
-        return []
-    for name, df in made.items():
-        store.write_table(Path(res.path) / f"{name}.parquet", df)
-    return figures.draw(res, figure_list, Path(res.path) / "figures")
+    names, drawn = table_names(res.config, figure_list), figure_list if res.path else []
+    with progress_mod.bar(len(names) + len(drawn), "tables and figures", progress) as bar:
+        made = tables.derive(res, names, each=progress_mod.ticker(bar))
+        if res.path is None:
+            return []
+        tables.write(made, Path(res.path))
+        return figures.draw(res, figure_list, Path(res.path) / "figures", progress_mod.ticker(bar))

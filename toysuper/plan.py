@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import jax
 
-from toysuper import config, family, layout
+from toysuper import config, family, layout, progress
 from toysuper.errors import ConfigError
 
 
@@ -146,14 +146,18 @@ def _probe(settings, chunk: Chunk, shape, lab) -> tuple[float, float]:
     q = lab.width_quantum(shape)
     hp = layout.place(lab.inputs([settings[i] for i in chunk.ids[:q]], q))
     segment, state = lab.probe(shape, hp)
-    t0 = time.perf_counter()
-    state, loss = segment(state, hp, 0)
-    jax.block_until_ready(loss)
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    state, loss = segment(state, hp, 1)
-    jax.block_until_ready(loss)
-    seconds = time.perf_counter() - t0
+    # the first segment compiles (seconds to minutes), the second is timed
+    with progress.bar(2, f"probe of {lab.label(shape)}", unit=" segments") as bar:
+        t0 = time.perf_counter()
+        state, loss = segment(state, hp, 0)
+        jax.block_until_ready(loss)
+        first = time.perf_counter() - t0
+        bar.update()
+        t0 = time.perf_counter()
+        state, loss = segment(state, hp, 1)
+        jax.block_until_ready(loss)
+        seconds = time.perf_counter() - t0
+        bar.update()
     return seconds, max(0.0, first - seconds)
 
 

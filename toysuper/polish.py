@@ -79,7 +79,7 @@ def after(out, cfg: dict, res, progress: bool = False):
                     # describe the models before the rounds: none may be read while the others
                     # are made (claims read phase.parquet, made after them).
                     res.derived.clear()
-                    outputs.make(res)
+                    outputs.make(res, progress=progress)
                 if state["stopped"] != stop:
                     state["stopped"] = stop
                     summary["polish"] = state

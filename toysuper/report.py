@@ -36,6 +36,7 @@ import plotly.offline
 from plotly.subplots import make_subplots
 
 from toysuper import config, experiments, family, settings, store, upgrade
+from toysuper import progress as progress_mod
 from toysuper.errors import ConfigError
 
 MARKER = ".toysuper-report"
@@ -67,11 +68,12 @@ table.wrap td { white-space: normal; text-align: left; min-width: 5em; max-width
 """
 
 
-def build(results, out) -> tuple[Path, list[str]]:
+def build(results, out, progress=True) -> tuple[Path, list[str]]:
     """Write the site of `results` (a folder of results directories, or one) into `out`.
 
     Returns the index page and one line per results directory left out (unfinished or
-    unreadable), which the index lists too. Bad input is a one-line ConfigError.
+    unreadable), which the index lists too. Bad input is a one-line ConfigError. `progress`:
+    a bar over the directories (toysuper/progress.py).
     """
     results, out = Path(results), Path(out)
     finished, unfinished, outside = _results_dirs(results)
@@ -82,7 +84,9 @@ def build(results, out) -> tuple[Path, list[str]]:
     try:
         entries, skipped = [], [f"{p.name}: unfinished (no summary.json)" for p in unfinished]
         skipped += [f"{p.name}: a link out of '{results}', not read" for p in outside]
+        bar = progress_mod.bar(len(finished), "report", progress, unit=" results")
         for path in finished:
+            bar.set_postfix_str(path.name)
             try:
                 entry = _entry(path)
                 _write_experiment(work / entry["slug"], entry)
@@ -92,11 +96,14 @@ def build(results, out) -> tuple[Path, list[str]]:
                     f"unreadable ({type(err).__name__}: {_first_line(err)})")
                 skipped.append(f"{path.name}: {_first_line(why)}")
                 continue
+            finally:
+                bar.update()
             entries.append(entry)
             if entry["left_out"]:
                 skipped.append(f"{path.name}: left out {len(entry['left_out'])} file(s) that are "
                                f"not plain files of the folder (links out of it): "
                                f"{', '.join(entry['left_out'])}")
+        bar.close()
         if not entries:
             raise ConfigError(f"no results directory in '{results}' could be read: "
                               f"{'; '.join(skipped)}")

@@ -55,6 +55,7 @@ def notice(message: str) -> None:
 
 def _atomic(path: Path, write) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)  # a leftover (a link out of the folder, even) is never written through
     write(tmp)
     os.replace(tmp, path)
 
@@ -396,8 +397,8 @@ def load(path):
     if not (path / "config.toml").exists():
         raise ConfigError(f"'{path}' is not a toysuper results directory (no config.toml)")
     if not (path / "summary.json").exists():
-        raise ConfigError(f"results in '{path}' are incomplete (the run did not finish); "
-                          f"run the experiment again with the same settings to resume it")
+        raise ConfigError(f"results in '{path}' are incomplete (no summary.json: the run did not "
+                          f"finish); run the experiment again with the same settings to resume it")
     fam, cfg, tables, weights, snapshots, derived = _stored(path)
     # what every reader sees, stored or trained in memory (SAEs: their threshold labels)
     return fam.loaded(fam.results.of(path, cfg, tables, weights, snapshots, derived))
@@ -410,6 +411,10 @@ def _stored(path: Path):
         config_mod.check_name(cfg.get("name", path.name))
     except ConfigError as e:
         raise ConfigError(f"results in '{path}' cannot be read: its config.toml's {e}") from None
+    if lacks := _lacks(upgrade_mod.upgrade(cfg, where=path)[0]):  # cut short, or not ours
+        raise ConfigError(f"results in '{path}' are damaged: config.toml lacks {lacks[0]}"
+                          f"{f' and {len(lacks) - 1} more settings' if len(lacks) > 1 else ''}; "
+                          f"run the experiment again with --force to rebuild them")
     fam = family.of(cfg)
     own = {f.stem: f for f in own_files(path, "*.parquet")}
     # each is read by name: a missing or odd one is named in one line (_read)
@@ -420,6 +425,16 @@ def _stored(path: Path):
                if name not in fam.tables}
     snapshots = _read(path, "snapshots.npz", _npz) if (path / "snapshots.npz").exists() else {}
     return fam, cfg, tables, weights, snapshots, derived
+
+
+def _lacks(cfg: dict) -> list[str]:
+    """The settings of a resolved config that `cfg` lacks ([run] aside: it only says how the
+    work was cut, and older results may predate some of its keys)."""
+    def section(name):
+        return cfg[name] if isinstance(cfg.get(name), dict) else {}
+    lacks = [s.key for s in family.of(cfg).settings if not s.key.startswith("run.")
+             and s.key.split(".", 1)[1] not in section(s.key.split(".")[0])]
+    return lacks + ([] if isinstance(cfg.get("sweep"), dict) else ["[sweep]"])
 
 
 def own_files(folder: Path, pattern: str) -> list[Path]:
@@ -453,6 +468,10 @@ def _read(path: Path, name: str, reader):
                "are kept and the results rebuilt from them")
     else:
         how = "run the experiment again with --force to rebuild them"
+    stored = {t for f in family.every() for t in f.tables}  # every family's own tables
+    if name.endswith(".parquet") and name[:-8] not in stored:  # derived, or stray
+        how = f"remove it: `toysuper plot {path}` makes the derived tables again"
+    name = name if name.isprintable() else repr(name)[1:-1]  # a message is one line
     if not file.exists():
         raise ConfigError(f"results in '{path}' are damaged: {name} is missing; {how}")
     if not inside(file, path):

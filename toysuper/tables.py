@@ -9,6 +9,7 @@ sweep (toysuper/needs.py), checked before training.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, NamedTuple
 
 from toysuper import (
@@ -23,6 +24,7 @@ from toysuper import (
     phase,
     sae_metrics,
     scaling,
+    store,
     structures,
     verdicts,
 )
@@ -109,11 +111,23 @@ def get(res, name: str):
     return res.derived[name]
 
 
-def derive(res, names) -> dict:
-    """Compute the named tables afresh (rules may have changed since they were stored)."""
+def derive(res, names, each=lambda name: None) -> dict:
+    """Compute the named tables afresh (rules may have changed since they were stored);
+    `each(name)` after each one (a progress bar)."""
     for name in names:
         res.derived[name] = DERIVED[name].make(res)
+        each(name)
     return {name: res.derived[name] for name in names}
+
+
+def write(made: dict, folder: Path) -> None:
+    """Write each table of `made` as folder/NAME.parquet (none if one cannot be: one line)."""
+    for name in made:  # a file in a folder's place is replaced; a folder in its place is not
+        if (folder / f"{name}.parquet").is_dir():
+            raise ConfigError(f"cannot write '{folder / name}.parquet': it is a folder; remove "
+                              f"it and run again")
+    for name, df in made.items():
+        store.write_table(folder / f"{name}.parquet", df)
 
 
 # Tables defined in modules that themselves read derived tables register on import; importing

@@ -29,6 +29,7 @@ To add a figure:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -152,14 +153,34 @@ def render(res, name: str):
     return fig
 
 
-def draw(res, names, folder) -> list[Path]:
+def draw(res, names, folder, each=lambda name: None) -> list[Path]:
     """Draw the named figures of `res` (render) into folder/NAME.png; return their paths.
 
-    Each is written to a temporary name and renamed into place, and closed once saved.
+    Each is written to a temporary name and renamed into place, and closed once saved;
+    `each(name)` after each one (a progress bar).
     """
     unknown = [name for name in names if name not in FIGURES]
     if unknown:
         raise ConfigError(f"unknown figure(s) {unknown}; known: {', '.join(FIGURES)}")
     folder = Path(folder)
+    # a results folder's figures are its own: never drawn through a link out of it or over a file
+    own = folder.parent.resolve()
+    if (folder.exists() or folder.is_symlink()) and not (
+            folder.is_dir() and folder.resolve().is_relative_to(own)):
+        raise ConfigError(f"cannot draw into '{folder}': it is {_what(folder)}, not a folder of "
+                          f"'{folder.parent}'; remove it and run again")
     folder.mkdir(parents=True, exist_ok=True)
-    return [save(render(res, name), folder / f"{name}.png") for name in names]
+    for name in names:
+        if (png := folder / f"{name}.png").is_dir() and not png.is_symlink():
+            raise ConfigError(f"cannot draw '{png}': it is a folder; remove it and run again")
+    drawn = []
+    for name in names:
+        drawn.append(save(render(res, name), folder / f"{name}.png"))
+        each(name)
+    return drawn
+
+
+def _what(path: Path) -> str:
+    if path.is_symlink():
+        return f"a link to '{os.readlink(path)}'"
+    return "a file" if path.exists() else "missing"

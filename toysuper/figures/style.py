@@ -264,6 +264,7 @@ def save(fig, path) -> Path:
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     try:
+        tmp.unlink(missing_ok=True)  # a leftover, perhaps a link out of the folder: never written through
         fig.savefig(tmp, dpi=DPI)
         os.replace(tmp, path)
     finally:
