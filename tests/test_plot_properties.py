@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from toysuper import cli, sweep
+from toysuper import cli, engine
 
 TINY = {
     "name": "tiny", "description": "a tiny run to doctor",
@@ -65,7 +65,7 @@ class Planted:
 def finished(tmp_path_factory):
     """A finished results folder of a tiny sweep (2 models, 100 steps), trained once."""
     out = tmp_path_factory.mktemp("tiny") / "tiny"
-    sweep.run(TINY, out=out, progress=False)
+    engine.run(TINY, out=out, progress=False)
     assert (out / "summary.json").exists() and (out / "structures.parquet").exists()
     return out
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from toysuper import cli, outputs, progress, report, store, sweep
+from toysuper import cli, engine, outputs, progress, report, store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,11 +58,11 @@ def test_the_report_bar_counts_the_results_directories(tmp_path, monkeypatch, ca
 def test_the_plan_probe_bar_times_two_segments_per_shape(tiny, monkeypatch, capsys):
     monkeypatch.setenv(progress.ENV, "1")
     cfg = dict(tiny, sweep={"data.density": [1.0, 0.1], "model.n_hidden": [1, 2]})  # 2 shapes
-    text = sweep.describe_plan(cfg, probe=True)
+    text = engine.describe_plan(cfg, probe=True)
     assert text.count("probe:") == 2
     err = capsys.readouterr().err
-    assert _ends(err, "probe of relu models") == (2, 2)
-    assert len(re.findall(r"probe of relu models[^\r\n]*2/2", err)) >= 2  # one bar per shape
+    assert _ends(err, "probe of relu n=5 m=1 batch=256") == (2, 2)
+    assert len(re.findall(r"probe of relu n=5 m=\d batch=256[^\r\n]*2/2", err)) >= 2  # one bar per shape
 
 
 @pytest.mark.parametrize("env, enabled", [("0", True), (None, True), ("1", False)])
