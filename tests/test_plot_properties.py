@@ -224,7 +224,8 @@ def doctored(finished: Path, work: Path, damages, strays) -> None:
     shutil.copytree(finished, folder, symlinks=True)
     named = [name for name, _, _ in damages]
     for name, how, seed in damages:
-        if not (folder / Path(name).parent).is_dir():  # its folder was damaged first
+        parent = folder / Path(name).parent
+        if not parent.is_dir() or parent.is_symlink():  # its folder was damaged first
             continue
         _damage(folder / name, how, seed, outside)
     for place, name, suffix, kind in strays:
