@@ -185,9 +185,7 @@ def diverged(params: dict, history, final, log_every: int = 1):
     return bad, np.where(bad, first * log_every, 0)
 
 
-def members(res):
-    """The main table of a results object: a row per member (res.models, res.saes, ...)."""
-    return getattr(res, family.of(res.config).tables[0])
+members = family.members  # the main table of a results object, a row per member
 
 
 def diverged_report(res, most: int = 10) -> str:

@@ -134,7 +134,6 @@ def of(cfg: dict) -> Family:
     return get(name_of(cfg))
 
 
-def noun(cfg: dict) -> str:
-    return of(cfg).noun
-
-
+def members(res):
+    """The main table of a results object: a row per member (res.models, res.saes, ...)."""
+    return getattr(res, of(res.config).tables[0])

@@ -209,7 +209,7 @@ def runtime(summary: dict) -> str:
 def facts(res, summary: dict, traps: str) -> list[tuple[str, str, bool]]:
     """(label, value, alarming) that every family has: members, runtime, diverged, traps."""
     fam = family.of(res.config)
-    rows = getattr(res, fam.tables[0])
+    rows = family.members(res)
     diverged = int(rows["diverged"].sum()) if "diverged" in rows else 0
     return [(fam.noun, f"{len(rows):,}", False), ("runtime", runtime(summary), False),
             ("diverged", f"{diverged:,}", diverged > 0),
@@ -427,7 +427,7 @@ def _experiment_page(e: dict, figures: list[Path], files: list[str]) -> str:
 
 def _index(results: Path, entries: list[dict], skipped: list[str]) -> str:
     esc = html.escape
-    total = sum(len(getattr(e["res"], family.of(e["res"].config).tables[0])) for e in entries)
+    total = sum(len(family.members(e["res"])) for e in entries)
     parts = ["<h1>toysuper results</h1>",
              f'<p class="lead">{len(entries)} experiments, {total:,} models, from '
              f"<code>{esc(str(results))}</code>; written {esc(time.strftime('%Y-%m-%d %H:%M'))} "
